@@ -1,0 +1,77 @@
+"""Command line: one command per job (``scan`` today; evaluate, drift, pipeline, serve later)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .engine import progress_enabled
+from .errors import VisionauditError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="visionaudit: find the pitfalls that make computer-vision models fail in production.")
+err = Console(stderr=True)
+
+
+@app.command()
+def scan(
+    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json or YOLO .yaml."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
+    out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o", help="Folder for report.html and findings.json."),
+    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
+    group_column: list[str] = typer.Option([], "--group-column", "-g", help="Metadata column that must not span splits (patient, video...). Repeatable."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file overriding check thresholds and severities."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache folder (default ~/.cache/visionaudit or $VISIONAUDIT_CACHE)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML file for CI systems."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary table."),
+) -> None:
+    """Audit an image dataset: integrity, quality, duplicates, split leakage and balance."""
+    from . import scan as run_scan
+    from .report import print_summary, write_json
+
+    if fail_on not in ("error", "warning", "never"):
+        err.print(f"[red]error:[/red] invalid --fail-on {fail_on!r}: expected error, warning or never")
+        raise typer.Exit(2)
+    try:
+        result = run_scan(source, images=images, group_columns=group_column, config=config, cache_dir=cache_dir,
+                          use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet))
+    except VisionauditError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    from .report.html import write_html
+
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = write_json(result, out / "findings.json")
+    html_path = write_html(result, out / "report.html")
+    if junit is not None:
+        from .report.junit import write_junit
+        write_junit(result, junit)
+    if not quiet:
+        print_summary(result)
+        err.print(f"report: {html_path}\nfindings: {json_path}")
+    raise typer.Exit(result.exit_code(fail_on))
+
+
+@app.command("example-data")
+def example_data(
+    target: Path = typer.Argument(..., help="Folder to create (must not exist or be empty)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Generate a small labelled image dataset with planted problems, to try `visionaudit scan` on."""
+    from .examples import make_example_dataset
+
+    try:
+        info = make_example_dataset(target, seed=seed)
+    except VisionauditError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    err.print(f"wrote {info['images']} images to {target} (planted: {', '.join(info['planted'])})")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

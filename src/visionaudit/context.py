@@ -1,0 +1,72 @@
+"""What checks ask for: features, neighbours and scores, computed once and shared (lazily)."""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .dataset import Dataset
+from .features import FeatureRun, compute_features
+
+
+class Context:
+    """Shared, lazily computed inputs of the checks for one run.
+
+    Checks never open files. They read ``ctx.dataset`` (the samples table), ``ctx.features`` (one
+    row per sample: the sample columns joined with the per-image features of its file) and
+    ``ctx.valid`` (samples whose image decoded), and ask for derived things such as
+    ``ctx.embeddings`` or ``ctx.near_duplicate_pairs()``, computed on first use.
+    """
+
+    def __init__(self, dataset: Dataset, *, settings: dict[str, Any] | None = None,
+                 feature_options: dict[str, Any] | None = None):
+        self.dataset = dataset
+        self.settings = settings or {}
+        self.feature_options = feature_options or {}
+        self._scores: dict[str, pd.Series] = {}
+        self._flags: dict[str, pd.Series] = {}
+        self._memo: dict[Any, Any] = {}
+
+    @cached_property
+    def feature_run(self) -> FeatureRun:
+        return compute_features(self.dataset.samples["path"].tolist(), **self.feature_options)
+
+    @cached_property
+    def features(self) -> pd.DataFrame:
+        """Samples joined with their file's features, indexed by ``sample_id`` (dataset order)."""
+        feats = self.feature_run.table
+        joined = self.dataset.samples.join(feats, on="path")
+        return joined.set_index("sample_id", drop=False)
+
+    @cached_property
+    def valid(self) -> pd.Series:
+        """True for samples whose image decoded (features are meaningful)."""
+        return self.features["error_kind"].isna()
+
+    @property
+    def sample_ids(self) -> pd.Index:
+        return self.features.index
+
+    def memo(self, key: Any, compute):
+        """Compute ``compute()`` once per run under ``key`` and share the result between checks."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def add_scores(self, issue: str, scores: pd.Series, flags: pd.Series) -> None:
+        """Record per-sample scores in [0, 1] (lower = worse) and flags for ``issue``."""
+        self._scores[issue] = scores.reindex(self.sample_ids).astype(float).clip(0.0, 1.0)
+        self._flags[issue] = flags.reindex(self.sample_ids).fillna(False).astype(bool)
+
+    def issues_frame(self) -> pd.DataFrame:
+        cols = {}
+        for issue in self._scores:
+            cols[f"is_{issue}"] = self._flags[issue]
+            cols[f"{issue}_score"] = self._scores[issue]
+        return pd.DataFrame(cols, index=self.sample_ids)
+
+    def numeric(self, column: str) -> np.ndarray:
+        """A feature column as float array (NaN where not measured)."""
+        return pd.to_numeric(self.features[column], errors="coerce").to_numpy(dtype=float)

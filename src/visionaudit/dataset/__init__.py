@@ -1,0 +1,50 @@
+"""Readers for every input format; only this package parses annotation and manifest files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ArgumentError, SourceError
+from .folders import read_folder
+from .model import Dataset, make_samples
+
+__all__ = ["Dataset", "load_dataset", "make_samples", "read_folder"]
+
+
+def load_dataset(
+    source: str | os.PathLike | Dataset,
+    *,
+    images: str | os.PathLike | None = None,
+    split: str | None = None,
+) -> Dataset:
+    """Open ``source`` as a :class:`Dataset`, choosing the reader by what it is.
+
+    - a directory: ImageFolder-style tree (optional train/val/test split folders)
+    - ``.csv`` / ``.parquet``: a manifest with a ``path`` column and optional ``label``, ``split``,
+      ``id`` and metadata columns (paths relative to the manifest's folder)
+    - ``.json``: COCO instances file; ``images`` names the image folder (default: the json's folder)
+    - ``.yaml`` / ``.yml``: YOLO data.yaml with train/val/test entries
+
+    >>> ds = load_dataset("data/")                                 # doctest: +SKIP
+    >>> ds = load_dataset("instances.json", images="images/")      # doctest: +SKIP
+    """
+    if isinstance(source, Dataset):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise ArgumentError("source", str(source), "an existing folder, manifest (.csv/.parquet), COCO .json or YOLO .yaml")
+    if path.is_dir():
+        if images is not None:
+            raise ArgumentError("images", str(images), "no --images with a folder source (it is only for COCO json)")
+        return read_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".parquet", ".pq"):
+        from .manifest import read_manifest
+        return read_manifest(path)
+    if suffix == ".json":
+        from .coco import read_coco
+        return read_coco(path, images=images, split=split)
+    if suffix in (".yaml", ".yml"):
+        from .yolo import read_yolo
+        return read_yolo(path)
+    raise SourceError(str(path), f"unknown source type {suffix!r}: expected a folder, .csv, .parquet, .json (COCO) or .yaml (YOLO)")

@@ -1,0 +1,27 @@
+"""The terminal summary: one line per finding, worst first."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ..findings import Result
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def print_summary(result: Result, console: Console | None = None) -> None:
+    console = console or Console(stderr=False)
+    ds = result.dataset_summary
+    run = result.run_info
+    console.print(f"[bold]visionaudit scan[/bold] {ds['source']}  ({ds['format']}, {ds['samples']} samples, "
+                  f"splits: {ds['splits'] or 'none'})")
+    console.print(f"decoded {run['images_decoded']} image(s), {run['images_from_cache']} from cache, in {run['seconds']:.1f}s")
+    if not result.findings:
+        console.print("[green]No findings.[/green]")
+        return
+    table = Table(show_lines=False)
+    for col in ("severity", "check", "issue", "count", "message"):
+        table.add_column(col, overflow="fold")
+    for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.check, f.issue)):
+        table.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.check, f.issue, str(f.count), f.message)
+    console.print(table)

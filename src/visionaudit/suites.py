@@ -1,0 +1,66 @@
+"""Suites are data: which checks run, with which thresholds and severities.
+
+A config file (YAML or JSON) overrides the defaults::
+
+    checks:
+      quality.blurry: {threshold: 0.25, severity: error}
+      duplicates.near: {enabled: false}
+    group_columns: [patient_id]
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checks import REGISTRY, Check
+from .errors import SourceError
+
+SUITES: dict[str, list[str]] = {
+    "scan": [cid for cid in REGISTRY],
+}
+
+
+def load_config(path: str | os.PathLike | None) -> dict[str, Any]:
+    """Read a config file; errors name the file and the bad field."""
+    if path is None:
+        return {}
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(str(p), f"cannot read config: {exc}") from exc
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise SourceError(str(p), f"not valid YAML/JSON: {exc}", line=(line + 1) if line is not None else getattr(exc, "lineno", None)) from exc
+    data = data or {}
+    if not isinstance(data, dict):
+        raise SourceError(str(p), "expected a mapping with 'checks' and/or 'group_columns' at the top level")
+    checks = data.get("checks", {}) or {}
+    if not isinstance(checks, dict):
+        raise SourceError(str(p), "expected a mapping of check id -> settings", field="checks")
+    for cid, settings in checks.items():
+        if cid not in REGISTRY:
+            raise SourceError(str(p), f"unknown check {cid!r}; known checks: {', '.join(sorted(REGISTRY))}", field=f"checks.{cid}")
+        if not isinstance(settings, dict):
+            raise SourceError(str(p), "expected a mapping of setting -> value", field=f"checks.{cid}")
+    return data
+
+
+def build_checks(suite: str = "scan", overrides: dict[str, dict[str, Any]] | None = None) -> list[Check]:
+    """Instantiate the suite's checks with per-check overrides; disabled checks are left out."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; known suites: {sorted(SUITES)}")
+    overrides = overrides or {}
+    checks = []
+    for cid in SUITES[suite]:
+        settings = dict(overrides.get(cid, {}))
+        if settings.pop("enabled", True) is False:
+            continue
+        checks.append(REGISTRY[cid](**settings))
+    return checks

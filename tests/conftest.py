@@ -1,0 +1,49 @@
+"""Shared fixtures: real images from ../shared/data, copied to temp dirs before any change."""
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+COCO128 = SHARED / "coco128" / "images"
+MNIST = SHARED / "mnist_test"
+
+
+def coco_images(split: str = "train2017") -> list[Path]:
+    files = sorted((COCO128 / split).glob("*.jpg"))
+    if not files:
+        pytest.skip(f"COCO128 not found under {COCO128}")
+    return files
+
+
+def mnist_arrays(n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST test images (n, 28, 28) uint8 and labels, read from the IDX files."""
+    img_path, lab_path = MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz"
+    if not img_path.exists():
+        pytest.skip(f"MNIST not found under {MNIST}")
+    with gzip.open(img_path, "rb") as f:
+        images = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(lab_path, "rb") as f:
+        labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
+    if n is not None:
+        images, labels = images[:n], labels[:n]
+    return images, labels
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def copy_images(files: list[Path], dest: Path) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for f in files:
+        target = dest / f.name
+        shutil.copyfile(f, target)
+        out.append(target)
+    return out
