@@ -28,6 +28,9 @@ def scan(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML file for CI systems."),
+    write_clean_manifest: Optional[Path] = typer.Option(
+        None, "--write-clean-manifest",
+        help="Write a CSV manifest without unusable files and with one copy per exact-duplicate group (plus <name>.dropped.csv)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary table."),
 ) -> None:
     """Audit an image dataset: integrity, quality, duplicates, split leakage and balance."""
@@ -36,6 +39,10 @@ def scan(
 
     if fail_on not in ("error", "warning", "never"):
         err.print(f"[red]error:[/red] invalid --fail-on {fail_on!r}: expected error, warning or never")
+        raise typer.Exit(2)
+    if write_clean_manifest is not None and write_clean_manifest.resolve() == source.resolve():
+        err.print(f"[red]error:[/red] --write-clean-manifest {write_clean_manifest} is the input itself; "
+                  "visionaudit never overwrites user data: choose a new file name")
         raise typer.Exit(2)
     try:
         result = run_scan(source, images=images, group_columns=group_column, config=config, cache_dir=cache_dir,
@@ -51,6 +58,10 @@ def scan(
     if junit is not None:
         from .report.junit import write_junit
         write_junit(result, junit)
+    if write_clean_manifest is not None:
+        from .report.clean_manifest import write_clean_manifest as write_manifest
+        manifest_path, kept, dropped = write_manifest(result, write_clean_manifest)
+        err.print(f"clean manifest: {manifest_path} ({kept} kept, {dropped} dropped)")
     if not quiet:
         print_summary(result)
         err.print(f"report: {html_path}\nfindings: {json_path}")
