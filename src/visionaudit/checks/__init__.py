@@ -4,9 +4,11 @@ from __future__ import annotations
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
 from .integrity import DecodeErrors
+from .manifest import DuplicatePaths
 
 REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     DecodeErrors,
+    DuplicatePaths,
     ClassCounts, ClassImbalance, RareClasses, MissingClassInSplit, SplitLabelShift,
 ]}
 

@@ -23,7 +23,9 @@ class Dataset:
     ``split`` (e.g. 'train'/'val'/'test' or None); other columns are user metadata (patient, video,
     camera...) usable for group-leakage checks and slicing. ``source_line`` records where a row came
     from in a manifest, for error messages. ``objects`` (optional) holds one row per annotated object
-    (``sample_id``, ``label``, ``x``, ``y``, ``w``, ``h`` in pixels) for detection datasets.
+    (``sample_id``, ``label``, ``x``, ``y``, ``w``, ``h``: top-left corner and size) for detection
+    datasets, in ``box_units``: ``"pixels"`` (COCO) or ``"normalized"`` (fractions of the image's
+    width and height, YOLO).
     """
 
     samples: pd.DataFrame
@@ -32,6 +34,7 @@ class Dataset:
     root: Path | None = None
     classes: list[str] | None = None
     objects: pd.DataFrame | None = None
+    box_units: str = "pixels"
     metadata_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -68,6 +71,7 @@ class Dataset:
         }
         if self.objects is not None:
             out["objects"] = int(len(self.objects))
+            out["box_units"] = self.box_units
         return out
 
 

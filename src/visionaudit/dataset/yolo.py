@@ -1,0 +1,215 @@
+"""YOLO datasets: a data.yaml naming split folders (or image lists) and the class names; one label
+file per image under the parallel ``labels/`` folder, one object per line, normalised coordinates."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ..errors import SourceError
+from .folders import _walk_images
+from .manifest import unique_ids
+from .model import Dataset, make_samples
+
+SPLIT_KEYS = ("train", "val", "test")
+OBJECT_COLUMNS = ("sample_id", "class_id", "label", "x", "y", "w", "h", "shape", "label_file", "line")
+
+
+def label_path(image_path: str) -> str:
+    """Where a YOLO image's label file is: the last ``images`` folder of the path becomes ``labels`` and
+    the extension ``.txt``, as Ultralytics does (beside the image when no ``images`` folder is named).
+
+    >>> label_path("/data/images/train/0001.jpg")
+    '/data/labels/train/0001.txt'
+    """
+    images, labels = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return os.path.splitext(labels.join(image_path.rsplit(images, 1)))[0] + ".txt"
+
+
+def _load(source: Path) -> dict[str, Any]:
+    try:
+        text = source.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(str(source), f"cannot read YOLO data.yaml: {exc}") from exc
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SourceError(str(source), f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
+                          line=mark.line + 1 if mark is not None else None) from exc
+    if not isinstance(config, dict):
+        raise SourceError(str(source), "expected a mapping with 'train'/'val'/'test' and 'names'")
+    return config
+
+
+def _class_names(source: Path, config: dict[str, Any]) -> dict[int, str]:
+    names, nc = config.get("names"), config.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 0):
+        raise SourceError(str(source), f"expected a class count, got {nc!r}", field="nc")
+    if names is None:
+        if nc is None:
+            raise SourceError(str(source), "missing 'names' (the class names, a list or an id -> name mapping)",
+                              field="names")
+        return {i: str(i) for i in range(nc)}
+    if isinstance(names, list):
+        out = {i: str(n) for i, n in enumerate(names)}
+    elif isinstance(names, dict):
+        out = {}
+        for key, name in names.items():
+            try:
+                cid = int(key)
+            except (TypeError, ValueError):
+                raise SourceError(str(source), f"class ids must be whole numbers, got {key!r}", field="names") from None
+            if isinstance(key, (bool, float)) or cid < 0:
+                raise SourceError(str(source), f"class ids must be whole numbers >= 0, got {key!r}", field="names")
+            out[cid] = str(name)
+    else:
+        raise SourceError(str(source), f"expected a list or a mapping of class names, got {type(names).__name__}",
+                          field="names")
+    if nc is not None and nc != len(out):
+        raise SourceError(str(source), f"nc is {nc} but 'names' lists {len(out)} classes", field="nc")
+    return out
+
+
+def _keypoint_values(source: Path, config: dict[str, Any]) -> int | None:
+    shape = config.get("kpt_shape")
+    if shape is None:
+        return None
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise SourceError(str(source), f"expected [keypoints, values per keypoint], got {shape!r}", field="kpt_shape")
+    return shape[0] * shape[1]
+
+
+def _list_images(source: Path, key: str, entry: str, root: str) -> list[str]:
+    """Image paths of one split entry: a folder (searched recursively) or a .txt list of image paths."""
+    where = os.path.normpath(os.path.join(root, os.path.expanduser(entry)))
+    if os.path.isdir(where):
+        return [str(p) for p in _walk_images(Path(where))]
+    if os.path.isfile(where) and where.lower().endswith(".txt"):
+        try:
+            text = Path(where).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(where, f"cannot read image list: {exc}") from exc
+        folder = os.path.dirname(where)
+        return [os.path.normpath(os.path.join(folder, line.strip())) for line in text.splitlines() if line.strip()]
+    if os.path.exists(where):
+        raise SourceError(str(source), f"{entry!r} ({where}) is neither a folder nor a .txt list of images", field=key)
+    # A symlink copied as a plain file (git without symlink support) blocks the path: say which one.
+    blocker = next((str(p) for p in Path(where).parents if p.is_file()), None)
+    why = f"; {blocker} is a file, not a folder" if blocker else ""
+    raise SourceError(str(source), f"{entry!r} does not exist (looked for {where}{why})", field=key)
+
+
+def _parse_label_file(path: str, names: dict[int, str], keypoint_values: int | None) -> list[tuple]:
+    """(class_id, x, y, w, h, shape, line) per object, x/y the normalised top-left corner."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(path, f"cannot read label file: {exc}") from exc
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        values = []
+        for part in parts:
+            try:
+                value = float(part)
+            except ValueError:
+                raise SourceError(path, f"{part!r} is not a number", line=lineno) from None
+            if not math.isfinite(value):
+                raise SourceError(path, f"{part!r} is not a finite number", line=lineno)
+            values.append(value)
+        cls, coords = values[0], values[1:]
+        if not cls.is_integer() or int(cls) not in names:
+            known = f"0-{len(names) - 1}" if sorted(names) == list(range(len(names))) else ", ".join(map(str, sorted(names)))
+            raise SourceError(path, f"class id {parts[0]} is not one of the data.yaml names' ids ({known})", line=lineno)
+        if keypoint_values is not None:
+            if len(coords) != 4 + keypoint_values:
+                raise SourceError(path, f"expected {5 + keypoint_values} values (class cx cy w h and keypoints as "
+                                        f"kpt_shape says), got {len(parts)}", line=lineno)
+            coords = coords[:4]
+        if len(coords) == 4:
+            cx, cy, w, h = coords
+            rows.append((int(cls), cx - w / 2, cy - h / 2, w, h, "box", lineno))
+        elif len(coords) >= 6 and len(coords) % 2 == 0:
+            xs, ys = coords[0::2], coords[1::2]
+            rows.append((int(cls), min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), "polygon", lineno))
+        else:
+            raise SourceError(path, f"expected 5 values (class cx cy w h) or a polygon (class x1 y1 x2 y2 x3 y3 ...), "
+                                    f"got {len(parts)} values", line=lineno)
+    return rows
+
+
+def read_yolo(path: str | os.PathLike) -> Dataset:
+    """Read a YOLO dataset from its data.yaml.
+
+    ``path`` in the yaml is the dataset root (relative to the yaml's folder; default: that folder).
+    ``train``/``val``/``test`` are each a folder (searched recursively), a ``.txt`` list of image
+    paths (relative to the list's folder) or a list of those, relative to the root. ``names`` is a
+    list or an id -> name mapping. Each image's labels are read from the file Ultralytics would read
+    (``.../images/...`` -> ``.../labels/...``, extension ``.txt``; symlinks are not resolved first,
+    so an ``images`` symlink still finds the ``labels`` beside it); an image without a label file
+    has no objects. A line is ``class cx cy w h`` or a polygon ``class x1 y1 x2 y2 ...`` (its
+    bounding box is used); with ``kpt_shape`` the keypoints after the box are skipped.
+    ``Dataset.objects`` has ``x``, ``y`` (top-left), ``w``, ``h`` as fractions of the image size
+    (``box_units="normalized"``), with ``label_file`` and ``line``; boxes reaching outside the image
+    are kept as written for the detection checks. A malformed line is a :class:`SourceError` naming
+    the label file and line.
+
+    >>> ds = read_yolo("coco128/data.yaml")                   # doctest: +SKIP
+    >>> ds.objects.groupby("label").size().nlargest(3)        # doctest: +SKIP
+    """
+    source = Path(path)
+    config = _load(source)
+    base = config.get("path")
+    if base is not None and not isinstance(base, str):
+        raise SourceError(str(source), f"expected a folder, got {base!r}", field="path")
+    root = os.path.normpath(os.path.join(os.path.abspath(source.parent), os.path.expanduser(base or ".")))
+    if not os.path.isdir(root):
+        raise SourceError(str(source), f"dataset root {root} is not a folder", field="path")
+    names = _class_names(source, config)
+    keypoint_values = _keypoint_values(source, config)
+
+    listed: list[tuple[str, str]] = []
+    for key in SPLIT_KEYS:
+        entries = config.get(key)
+        if entries in (None, ""):
+            continue
+        if isinstance(entries, str):
+            entries = [entries]
+        if not (isinstance(entries, list) and all(isinstance(e, str) and e for e in entries)):
+            raise SourceError(str(source), f"expected a folder, a .txt list or a list of those, got {entries!r}", field=key)
+        for entry in entries:
+            listed.extend((key, image) for image in _list_images(source, key, entry, root))
+    if not listed:
+        named = [k for k in SPLIT_KEYS if config.get(k)]
+        raise SourceError(str(source), f"no images found in {', '.join(named)}" if named
+                          else "none of 'train', 'val', 'test' is set", field=named[0] if named else None)
+
+    # Ids are paths relative to the root, so they read the same on every machine.
+    ids = [Path(os.path.relpath(image, root) if image.startswith(root + os.sep) else image).as_posix()
+           for _, image in listed]
+    sample_ids = unique_ids(ids, [split for split, _ in listed])
+    parsed: dict[str, list[tuple] | None] = {}
+    samples, objects = [], []
+    for (split, image), sid in zip(listed, sample_ids):
+        labels = label_path(image)
+        if labels not in parsed:
+            parsed[labels] = _parse_label_file(labels, names, keypoint_values) if os.path.isfile(labels) else None
+        rows = parsed[labels]
+        samples.append({"sample_id": sid, "path": image, "label": None, "split": split,
+                        "label_file": labels if rows is not None else None})
+        objects.extend((sid, cls, names[cls], x, y, w, h, shape, labels, line)
+                       for cls, x, y, w, h, shape, line in rows or [])
+    without = sum(s["label_file"] is None for s in samples)
+    notes = [f"{without} image(s) have no label file (no objects)"] if without else []
+    return Dataset(
+        samples=make_samples(samples), source=str(source), format="yolo", root=Path(root),
+        classes=[names[k] for k in sorted(names)], objects=pd.DataFrame(objects, columns=list(OBJECT_COLUMNS)),
+        box_units="normalized", notes=notes,
+    )
