@@ -1,0 +1,332 @@
+"""HTML report, JUnit XML and the findings.json schema, on a real scan of COCO128 images with injected problems."""
+from __future__ import annotations
+
+import dataclasses
+import html as htmlmod
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from importlib.resources import files as package_files
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+
+import visionaudit
+from visionaudit.features import decode
+from visionaudit.findings import Finding, Result, Severity
+from visionaudit.report import write_html, write_junit
+from visionaudit.report.html import MAX_GALLERY, MAX_GROUP_MEMBERS, MAX_GROUPS, property_histogram, render_html
+from visionaudit.report.json import result_json
+
+from conftest import coco_images
+
+WEIRD = "train/dog/we<ird & name>.jpg"
+DATA_URI = re.compile(r'<img src="data:image/jpeg;base64,[A-Za-z0-9+/=]+"')
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "findings-schema.md"
+
+
+def build_dataset(root: Path) -> Path:
+    """train/{cat,dog} and val/{cat,dog} from real COCO128 photos, plus a zero-byte file, a truncated
+    JPEG, a cross-split copy and a file whose name holds HTML metacharacters (another copy)."""
+    train, val = coco_images("train2017")[:12], coco_images("val2017")[:6]
+    for split, cls, chunk in (("train", "cat", train[:6]), ("train", "dog", train[6:]),
+                              ("val", "cat", val[:3]), ("val", "dog", val[3:])):
+        (root / split / cls).mkdir(parents=True, exist_ok=True)
+        for f in chunk:
+            shutil.copyfile(f, root / split / cls / f.name)
+    (root / "train" / "cat" / "zero.jpg").write_bytes(b"")
+    data = val[0].read_bytes()
+    (root / "val" / "dog" / "trunc.jpg").write_bytes(data[: len(data) // 3])
+    shutil.copyfile(train[0], root / "val" / "cat" / "copy_of_train.jpg")
+    shutil.copyfile(train[1], root / WEIRD)
+    return root
+
+
+#: Samples per (label, split) that build_dataset makes.
+CLASS_COUNTS = {("cat", "train"): 7, ("dog", "train"): 7, ("cat", "val"): 4, ("dog", "val"): 4}
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory) -> Result:
+    tmp = tmp_path_factory.mktemp("report")
+    root = build_dataset(tmp / "data")
+    return visionaudit.scan(root, cache_dir=tmp / "cache", workers=1)
+
+
+def _decodable(result: Result, sample: str) -> bool:
+    return pd.isna(result.features.at[sample, "error_kind"])
+
+
+def _property_finding(result: Result, prop: str, cutoff: float, direction: str = "below") -> Finding:
+    values = result.features[prop].astype(float)
+    hit = values[values < cutoff] if direction == "below" else values[values > cutoff]
+    return Finding(check="quality.test_property", issue=f"low_{prop}", family="quality", title=f"Low {prop}",
+                   severity=Severity.WARNING, message=f"{len(hit)} image(s) {direction} {cutoff}",
+                   samples=list(hit.index), scores={s: 0.5 for s in hit.index},
+                   evidence={"property": prop, "cutoff": cutoff, "direction": direction},
+                   thresholds={"cutoff": cutoff}, why="w", fix="f")
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+
+
+def test_real_scan_report_shows_every_finding_class_counts_and_placeholders(scanned, tmp_path):
+    path = write_html(scanned, tmp_path / "out" / "report.html")
+    text = path.read_text(encoding="utf-8")
+    assert {f.issue for f in scanned.findings} >= {"zero_byte", "truncated"}
+    for f in scanned.findings:
+        assert htmlmod.escape(f.title, quote=False) in text
+    # One summary row per finding, each linking to a section that exists.
+    links = re.findall(r'<td><a href="#([^"]+)">', text)
+    assert len(links) == len(scanned.findings)
+    assert all(f'id="{anchor}"' in text for anchor in links)
+    # Undecodable files get a placeholder tile with the decoder's error, never an <img>.
+    assert "file is empty (0 bytes)" in text
+    assert re.search(r'<div class="broken"[^>]*><b>no preview</b><span>cannot decode pixels: [^<]*truncated', text)
+    # Thumbnails: exactly the decodable tiles the galleries show.
+    expected = 0
+    for f in scanned.findings:
+        if f.groups:
+            shown = [s for g in f.groups[:MAX_GROUPS] for s in g["samples"][:MAX_GROUP_MEMBERS]]
+        else:
+            shown = sorted(f.samples, key=lambda s: f.scores.get(s, np.inf))[:MAX_GALLERY]
+        expected += sum(_decodable(scanned, s) for s in shown)
+    assert len(DATA_URI.findall(text)) == expected
+    # Class counts per split, read back from the bars' data attributes.
+    table = text[text.index('id="class-counts"'):text.index("</table>", text.index('id="class-counts"'))]
+    splits = re.findall(r"<th>(\w+) <span", table)
+    assert splits == ["train", "val"]
+    rows = re.findall(r'<td class="cls">([^<]*)</td>(.*?)</tr>', table, flags=re.S)
+    counts = {(label, split): int(n) for label, cells in rows
+              for split, n in zip(splits, re.findall(r'data-count="(\d+)"', cells))}
+    assert counts == CLASS_COUNTS
+    assert 20_000 < path.stat().st_size < 2_000_000
+
+
+def test_gallery_is_worst_first_capped_escaped_and_decodes_each_file_once(scanned, monkeypatch):
+    ids = list(scanned.features.index)
+    # 300 sample ids cycling over the real files: more than a gallery shows, few distinct files.
+    big = scanned.features.loc[[ids[i % len(ids)] for i in range(300)]].copy()
+    big.index = [f"s{i:03d}" if ids[i % len(ids)] != WEIRD else f"{WEIRD}#{i}" for i in range(300)]
+    big["sample_id"] = big.index
+    rng = np.random.default_rng(0)
+    scores = dict(zip(big.index, rng.random(300).round(6)))
+    many = Finding(check="quality.test", issue="many", family="quality", title="Many <samples> & more",
+                   severity=Severity.WARNING, message="300 flagged", samples=list(big.index), scores=scores)
+    groups = [{"samples": [big.index[2 * i], big.index[2 * i + 1]], "kind": "near", "distance": 0.1 * i}
+              for i in range(30)]
+    groups[0] = {"samples": list(big.index[:10]), "kind": "exact", "labels": ["<script>x</script>"] + ["cat"] * 9}
+    dup = Finding(check="duplicates.test", issue="clusters", family="duplicates", title="Clusters",
+                  severity=Severity.ERROR, message="30 clusters", samples=list(big.index[:60]), groups=groups)
+    result = dataclasses.replace(scanned, findings=[many, dup], features=big)
+
+    calls: list[str] = []
+    real = decode.open_for_display
+
+    def counting(path, size, *args, **kwargs):
+        calls.append(path)
+        return real(path, size, *args, **kwargs)
+
+    monkeypatch.setattr(decode, "open_for_display", counting)
+    text = render_html(result)
+
+    worst = sorted(scores, key=scores.get)[:MAX_GALLERY]
+    section = text[text.index('id="finding-2-many"'):]
+    shown = [htmlmod.unescape(s) for s in re.findall(r'<div class="sid" title="([^"]*)"', section)]
+    assert shown == worst
+    assert "252 more in findings.json" in section
+    # The error finding comes first; its groups are capped at MAX_GROUPS and members at MAX_GROUP_MEMBERS.
+    clusters = text[text.index('id="finding-1-clusters"'):text.index('id="finding-2-many"')]
+    assert clusters.count('<div class="group">') == MAX_GROUPS
+    assert "6 more group(s) in findings.json" in clusters
+    assert "+2 more" in clusters and "labels disagree" in clusters
+    member_ids = [s for g in groups[:MAX_GROUPS] for s in g["samples"][:MAX_GROUP_MEMBERS]]
+    decodable = big["error_kind"].isna()
+    assert len(DATA_URI.findall(text)) == sum(decodable[s] for s in worst) + sum(decodable[s] for s in member_ids)
+    # Each file decoded once, although most are shown under several ids and in both findings.
+    wanted_paths = {big.at[s, "path"] for s in set(worst) | set(member_ids)}
+    assert sorted(calls) == sorted(wanted_paths)
+    # Dataset strings are escaped: titles, sample ids, labels.
+    assert "Many &lt;samples&gt; &amp; more" in text
+    assert "we&lt;ird &amp; name&gt;.jpg" in text and "we<ird" not in text
+    assert "&lt;script&gt;x&lt;/script&gt;" in text and "<script>" not in text
+
+
+def test_report_size_stays_bounded_with_many_large_findings(scanned, tmp_path):
+    ids = list(scanned.features.index)
+    big = scanned.features.loc[[ids[i % len(ids)] for i in range(5000)]].copy()
+    big.index = [f"img{i:05d}.jpg" for i in range(5000)]
+    findings = [Finding(check=f"quality.c{k}", issue=f"issue_{k}", family="quality", title=f"Issue {k}",
+                        severity=Severity.WARNING, message="m", samples=list(big.index),
+                        scores={s: (i % 97) / 97 for i, s in enumerate(big.index)}) for k in range(20)]
+    path = write_html(dataclasses.replace(scanned, findings=findings, features=big), tmp_path / "r.html")
+    text = path.read_text(encoding="utf-8")
+    assert text.count('<figure class="tile">') == 20 * MAX_GALLERY
+    assert text.count("4,952 more in findings.json") == 20
+    assert 500_000 < path.stat().st_size < 5_000_000
+
+
+def test_property_finding_draws_histogram_with_cutoff(scanned):
+    values = scanned.features["sharpness"].astype(float)
+    cutoff = float(values.quantile(0.25))
+    text = render_html(dataclasses.replace(scanned, findings=[_property_finding(scanned, "sharpness", cutoff)]))
+    svg = text[text.index("<svg"):text.index("</svg>")]
+    bars = re.findall(r'<rect class="bar( flagged)?" x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="[\d.]+" data-count="(\d+)"', svg)
+    finite = values[np.isfinite(values)]
+    assert sum(int(n) for *_, n in bars) == len(finite)
+    assert sum(int(n) for flag, *_, n in bars if flag) == int((finite < cutoff).sum())
+    # The cut-off line sits on the right edge of the last flagged bar.
+    cut_x = float(re.search(r'<line class="cutoff" x1="([\d.]+)"', svg).group(1))
+    last = [b for b in bars if b[0]][-1]
+    assert abs(float(last[1]) + float(last[2]) + 0.6 - cut_x) < 0.25
+
+
+def test_property_histogram_geometry():
+    h = property_histogram(np.array([1.0, 2, 3, 10]), 2.5, "below", "brightness")
+    assert not h["log"] and h["total"] == 4 and h["flagged"] == 2
+    above = property_histogram(np.array([1.0, 2, 3, 10, np.nan]), 2.5, "above", "brightness")
+    assert above["flagged"] == 2 and above["total"] == 4
+    assert above["shade_x"] == above["cutoff_x"]
+    spread = np.concatenate([[0.0, 0.0], np.geomspace(1, 1e4, 200)])
+    h = property_histogram(spread, 50.0, "below", "sharpness")
+    assert h["log"] and h["nonpositive"] == 2
+    assert [t["label"] for t in h["ticks"]] == ["1", "10", "100", "1,000", "10,000"]
+    assert h["flagged"] == int((spread < 50).sum())
+    # Evenly spaced ticks on a log axis: one decade is a constant width.
+    xs = [t["x"] for t in h["ticks"]]
+    assert np.allclose(np.diff(xs), np.diff(xs)[0], atol=0.15)
+    assert property_histogram(np.array([np.nan]), 1.0, "below", "x") is None
+    assert property_histogram(np.array([1.0, 2.0]), None, "below", "x") is None
+    flat = property_histogram(np.full(10, 3.0), 3.0, "below", "x")
+    assert flat["total"] == 10 and flat["flagged"] == 0
+
+
+def test_no_findings_and_bad_arguments(scanned, tmp_path):
+    text = render_html(dataclasses.replace(scanned, findings=[]))
+    assert "No findings: every check passed." in text
+    assert len(DATA_URI.findall(text)) == 0
+    with pytest.raises(ValueError, match="max_gallery=0"):
+        write_html(scanned, tmp_path / "r.html", max_gallery=0)
+    # A Result without a feature table (built by hand or by another job) still renders: placeholders.
+    bare = Result(findings=[Finding(check="a.b", issue="x", family="a", title="X", severity=Severity.INFO,
+                                    message="m", samples=["s1", "s2"])],
+                  issues=pd.DataFrame(), features=pd.DataFrame(), dataset_summary={}, run_info={})
+    text = render_html(bare)
+    assert text.count("not in the dataset table</span>") == 2 and "Class counts per split" not in text
+
+
+# ---------------------------------------------------------------------------------------------- JUnit
+
+
+def _result(findings: list[Finding], check_seconds: dict[str, float]) -> Result:
+    return Result(findings=findings, issues=pd.DataFrame(), features=pd.DataFrame(),
+                  dataset_summary={"source": "/data", "samples": 10},
+                  run_info={"version": "0.1.0", "started_at": "2024-01-01T00:00:00+00:00", "seconds": 2.0,
+                            "check_seconds": check_seconds})
+
+
+def test_junit_one_testcase_per_finding_and_per_clean_check(tmp_path):
+    findings = [
+        Finding(check="integrity.decode_errors", issue="zero_byte", family="integrity", title="Zero",
+                severity=Severity.ERROR, message="1 empty \x01file", samples=["a\x0b.jpg"], scores={"a\x0b.jpg": 0.0}),
+        Finding(check="duplicates.near", issue="near_duplicates", family="duplicates", title="Near",
+                severity=Severity.WARNING, message="2 clusters", samples=["b", "c", "d"],
+                groups=[{"samples": ["b", "c"]}, {"samples": ["b", "d"]}]),
+        Finding(check="balance.class_counts", issue="class_counts", family="balance", title="Counts",
+                severity=Severity.INFO, message="2 classes"),
+        Finding(check="quality.blurry", issue="check_failed", family="quality", title="Check failed",
+                severity=Severity.ERROR, message="ValueError: boom", evidence={"traceback": "Traceback...\nValueError: boom"}),
+    ]
+    seconds = {"integrity.decode_errors": 0.4, "duplicates.near": 0.2, "balance.class_counts": 0.1,
+               "quality.blurry": 0.05, "quality.dark": 0.3}
+    root = ET.parse(write_junit(_result(findings, seconds), tmp_path / "ci" / "junit.xml")).getroot()
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert suite.get("name") == "visionaudit"
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "2", "1")
+    cases = {(c.get("classname"), c.get("name")): c for c in suite.findall("testcase")}
+    assert set(cases) == {("integrity.decode_errors", "zero_byte"), ("duplicates.near", "near_duplicates"),
+                          ("balance.class_counts", "class_counts"), ("quality.blurry", "check_failed"),
+                          ("quality.dark", "no findings")}
+    zero = cases["integrity.decode_errors", "zero_byte"].find("failure")
+    assert zero.get("type") == "error" and zero.get("message") == "1 empty \ufffdfile"
+    assert "a\ufffd.jpg  score=0.000" in zero.text
+    near = cases["duplicates.near", "near_duplicates"].find("failure")
+    assert near.get("type") == "warning" and "  b, c\n  b, d" in near.text
+    info = cases["balance.class_counts", "class_counts"]
+    assert info.find("failure") is None and info.find("system-out").text.startswith("[info] 2 classes")
+    err = cases["quality.blurry", "check_failed"].find("error")
+    assert err.get("type") == "check_failed" and err.text.endswith("ValueError: boom")
+    assert list(cases["quality.dark", "no findings"]) == []
+    assert cases["quality.dark", "no findings"].get("time") == "0.3000"
+
+    relaxed = ET.parse(write_junit(_result(findings, seconds), tmp_path / "j2.xml", fail_on="error")).getroot()
+    assert relaxed.find("testsuite").get("failures") == "1"
+    with pytest.raises(ValueError, match="fail_on='sometimes'"):
+        write_junit(_result(findings, seconds), tmp_path / "j3.xml", fail_on="sometimes")
+
+
+def test_junit_from_real_scan(scanned, tmp_path):
+    suite = ET.parse(write_junit(scanned, tmp_path / "junit.xml")).getroot().find("testsuite")
+    checks_run = scanned.run_info["check_seconds"]
+    clean = [c for c in checks_run if c not in {f.check for f in scanned.findings}]
+    assert int(suite.get("tests")) == len(scanned.findings) + len(clean)
+    failing = [f for f in scanned.findings if f.severity.rank >= Severity.WARNING.rank and f.issue != "check_failed"]
+    assert int(suite.get("failures")) == len(failing)
+    names = {(c.get("classname"), c.get("name")) for c in suite.findall("testcase")}
+    assert ("integrity.decode_errors", "zero_byte") in names and ("integrity.decode_errors", "truncated") in names
+
+
+# ---------------------------------------------------------------------------------------------- JSON schema
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((package_files("visionaudit") / "schema" / "findings.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_real_scan_json_validates(scanned, validator):
+    doc = json.loads(json.dumps(result_json(scanned)))
+    assert list(validator.iter_errors(doc)) == []
+    groups = Finding(check="duplicates.near", issue="near_duplicates", family="duplicates", title="Near",
+                     severity=Severity.WARNING, message="1 cluster", samples=["a", "b"],
+                     groups=[{"samples": ["a", "b"], "kind": "near", "labels": ["cat", None],
+                              "splits": ["train", "val"], "distance": 2.0}])
+    prop = _property_finding(scanned, "brightness", 0.3)
+    doc = json.loads(json.dumps(result_json(dataclasses.replace(scanned, findings=[groups, prop]))))
+    assert list(validator.iter_errors(doc)) == []
+
+
+@pytest.mark.parametrize("breakage, path", [
+    (lambda d: d["findings"][0].update(severity="fatal"), ["findings", 0, "severity"]),
+    (lambda d: d["findings"][0].pop("check"), ["findings", 0]),
+    (lambda d: d["findings"][0]["scores"].update(x=1.5), ["findings", 0, "scores", "x"]),
+    (lambda d: d["findings"][0]["evidence"].update(property="sharpness", cutoff=9.0), ["findings", 0, "evidence"]),
+    (lambda d: d["findings"][0].update(issue="Zero Byte"), ["findings", 0, "issue"]),
+    (lambda d: d["summary"]["by_severity"].pop("info"), ["summary", "by_severity"]),
+    (lambda d: d.update(extra=1), []),
+    (lambda d: d.update(schema_version="2.0"), ["schema_version"]),
+])
+def test_broken_documents_are_rejected(scanned, validator, breakage, path):
+    doc = json.loads(json.dumps(result_json(scanned)))
+    breakage(doc)
+    errors = list(validator.iter_errors(doc))
+    assert [list(e.absolute_path) for e in errors] == [path]
+
+
+def test_docs_document_every_field_and_their_example_validates(validator):
+    text = DOCS.read_text(encoding="utf-8")
+    example = json.loads(re.search(r"```json\n(.*?)\n```", text, flags=re.S).group(1))
+    assert list(validator.iter_errors(example)) == []
+    schema = validator.schema
+    fields = (set(schema["properties"]) | set(schema["$defs"]["finding"]["properties"])
+              | set(schema["$defs"]["group"]["properties"]) | set(schema["properties"]["run"]["properties"])
+              | set(schema["properties"]["dataset"]["properties"]))
+    undocumented = {f for f in fields if f"`{f}`" not in text}
+    assert undocumented == set()
