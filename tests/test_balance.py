@@ -155,8 +155,8 @@ def test_class_subsampled_to_one_percent_is_rare_and_imbalanced(mnist):
     rare = found["rare_classes"]
     assert rare.evidence["rare_classes"] == ["5"]
     threshold = max(5.0, 0.1 * float(np.median(totals)))
-    overall = [r for r in rare.evidence["rare"] if r["split"] == "all"]
-    assert overall == [{"class": "5", "split": "all", "count": 3, "threshold": round(threshold, 4)}]
+    overall = [r for r in rare.evidence["rare"] if r["scope"] == "overall"]
+    assert overall == [{"class": "5", "scope": "overall", "count": 3, "threshold": round(threshold, 4)}]
     ids = {f"{splits[i]}/{i:05d}" for i in kept_fives}
     assert set(rare.samples) == ids
     # Score: count / threshold in the rarest scope containing the image (overall, or its own split).
@@ -178,7 +178,7 @@ def test_rare_only_within_a_split_flags_only_that_splits_images(mnist):
     keep = np.ones(N, bool)
     keep[test_twos[2:]] = False
     rare = _run(_ctx(mnist, labels, splits, keep))["rare_classes"]
-    assert [(r["class"], r["split"], r["count"]) for r in rare.evidence["rare"]] == [("2", "test", 2)]
+    assert [(r["class"], r["scope"], r["count"]) for r in rare.evidence["rare"]] == [("2", "test", 2)]
     assert set(rare.samples) == {f"test/{i:05d}" for i in test_twos[:2]}
 
 

@@ -30,6 +30,8 @@ from .base import Check
 ALL = "all"
 #: Split key for samples without a split in a dataset where other samples have one.
 UNASSIGNED = "unassigned"
+#: Scope name of the whole dataset in ``rare_classes`` evidence (next to split names).
+OVERALL = "overall"
 _SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
@@ -197,7 +199,7 @@ class RareClasses(Check):
     it (overall and its own split), the smallest of them, capped at 1; for detection datasets the
     smallest over the image's object classes. Flagged: score < 1, i.e. the images of a class that is
     rare overall, or rare in the image's own split. Evidence ``rare``: one entry per (class, scope)
-    with its ``count`` and ``threshold``.
+    with its ``count`` and ``threshold``, scope being ``"overall"`` or a split name; ``thresholds`` per scope.
     """
 
     id = "balance.rare_classes"
@@ -214,7 +216,7 @@ class RareClasses(Check):
         table = class_table(ctx)
         if table is None:
             return []
-        scopes = {ALL: table.totals, **{s: table.counts[s] for s in table.splits}}
+        scopes = {OVERALL: table.totals, **{s: table.counts[s] for s in table.splits}}
         thresholds = {}
         rare = []
         for scope, counts in scopes.items():
@@ -222,9 +224,9 @@ class RareClasses(Check):
             threshold = max(float(self.params["min_count"]), float(self.params["median_fraction"]) * float(present.median()))
             thresholds[scope] = threshold
             for cls, n in present[present < threshold].items():
-                rare.append({"class": str(cls), "split": scope, "count": int(n), "threshold": round(threshold, 4)})
+                rare.append({"class": str(cls), "scope": scope, "count": int(n), "threshold": round(threshold, 4)})
         rows = table.rows
-        overall = rows["label"].map(scopes[ALL] / thresholds[ALL])
+        overall = rows["label"].map(scopes[OVERALL] / thresholds[OVERALL])
         in_split = pd.Series(np.inf, index=rows.index)
         for split in table.splits:
             mine = rows["split"] == split
@@ -237,10 +239,11 @@ class RareClasses(Check):
             return []
         flagged = list(scores.index[flags.to_numpy()])
         names = sorted({r["class"] for r in rare}, key=_natural_key)
-        where = "; ".join(f"{r['class']!r} in {r['split']}: {r['count']} < {r['threshold']:g}" for r in rare)
+        where = "; ".join(f"{r['class']!r} has {r['count']} {'overall' if r['scope'] == OVERALL else 'in ' + r['scope']}"
+                          f" (< {r['threshold']:g})" for r in rare)
         return [self.finding(
             issue="rare_classes",
-            message=f"{len(names)} class(es) have too few {table.unit} ({where}).",
+            message=f"{len(names)} class(es) have too few {table.unit}: {where}.",
             samples=flagged, scores=scores.dropna(),
             evidence={"rare": rare, "rare_classes": names, "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
                       "unit": table.unit},
