@@ -57,7 +57,7 @@ def scan(
     html_path = write_html(result, out / "report.html")
     if junit is not None:
         from .report.junit import write_junit
-        write_junit(result, junit)
+        write_junit(result, junit, fail_on=fail_on)
     if write_clean_manifest is not None:
         from .report.clean_manifest import write_clean_manifest as write_manifest
         manifest_path, kept, dropped = write_manifest(result, write_clean_manifest)

@@ -41,6 +41,7 @@ def scan(
     >>> result.issues.sort_values("blurry_score").head()        # doctest: +SKIP
     """
     started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cfg = config if isinstance(config, dict) else load_config(config)
     dataset = load_dataset(source, images=images)
     groups = list(group_columns) or list(cfg.get("group_columns", []) or [])
@@ -72,7 +73,7 @@ def scan(
         timings[check.id] = round(time.perf_counter() - t, 4)
     run_info = {
         "version": __version__,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": started_at,
         "seconds": round(time.perf_counter() - started, 3),
         "feature_seconds": round(feature_seconds, 3),
         "images_decoded": run.decoded,
