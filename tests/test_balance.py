@@ -302,3 +302,13 @@ def test_detection_dataset_counts_objects_per_split(tmp_path):
     hit = {o.sample_id for o in ds.objects.itertuples() if o.label in rare_all or o.label in rare_in[split_of[o.sample_id]]}
     assert set(rare.samples) == hit and 0 < len(hit) < len(ds)
     assert "rare_classes_score" in ctx.issues_frame() and ctx.issues_frame().loc[sorted(hit), "is_rare_classes"].all()
+
+
+def test_unlabelled_split_is_not_a_split_missing_classes(mnist):
+    _, labels, _ = mnist
+    splits = _random_split(8)
+    ctx = _ctx(mnist, labels, splits)
+    ctx.dataset.samples.loc[ctx.dataset.samples["split"] == "test", "label"] = None
+    found = _run(ctx)
+    assert list(found["class_counts"].evidence["counts"]) == ["train", "val"]
+    assert "missing_class_in_split" not in found and "split_label_shift" not in found
