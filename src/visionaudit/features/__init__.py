@@ -1,6 +1,7 @@
 """Per-image features: one decode per image per run, in a worker pool, cached by file content."""
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,18 +15,24 @@ from .decode import COLUMNS, DEFAULT_MAX_PIXELS, FEATURE_VERSION, WORK_SIZE, con
 
 __all__ = ["FeatureRun", "compute_features", "default_cache_dir", "COLUMNS"]
 
+#: Newly measured rows are turned into a table and written to the cache every this many rows, so a
+#: long scan holds no per-row Python dicts beyond one batch and an interrupted scan resumes.
+BATCH_ROWS = 4096
+CHUNK_SIZE = 32
+
 # Set in the parent before the pool starts; inherited by forked workers (or sent via initializer).
-_KNOWN_HASHES: set[str] = set()
+_KNOWN_HASHES: frozenset[str] = frozenset()
 _SETTINGS: dict[str, int] = {"max_pixels": DEFAULT_MAX_PIXELS, "work_size": WORK_SIZE}
 
 
-def _init_worker(known: set[str], settings: dict[str, int]) -> None:
+def _init_worker(known: frozenset[str], settings: dict[str, int]) -> None:
     global _KNOWN_HASHES, _SETTINGS
     _KNOWN_HASHES = known
     _SETTINGS = settings
 
 
 def _measure_chunk(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows for ``paths``; a file whose content is already cached comes back as a short stub."""
     out = []
     for path in paths:
         data, error_row = read_file(path)
@@ -44,12 +51,60 @@ def _measure_chunk(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 @dataclass
 class FeatureRun:
-    """Per-file features (one row per distinct path) and how they were obtained."""
+    """Per-file features (one row per distinct path) and how they were obtained.
+
+    ``decoded`` counts files read and measured in this run; ``from_cache`` counts files whose row
+    came from the cache (unchanged files, and files whose content was seen before under any path).
+    """
 
     table: pd.DataFrame
     decoded: int
     from_cache: int
     cache_dir: str | None
+
+
+def _file_stamp(path: str) -> tuple[int, int, int] | None:
+    """(size, mtime_ns, ctime_ns), or None if the file cannot be stat'ed.
+
+    ctime is part of the stamp because a copy that preserves mtime (``cp -p``, rsync, tar) can
+    replace a file's content without changing its size or mtime, but always sets a new ctime.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _cache_key(work_size: int, max_pixels: int) -> str:
+    """Names the cache folder: rows computed with another feature version, column set or decode
+    settings are never mixed in."""
+    columns = hashlib.blake2b(",".join(COLUMNS).encode(), digest_size=4).hexdigest()
+    return f"v{FEATURE_VERSION}-c{columns}-w{work_size}-m{max_pixels}"
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["path", *COLUMNS])
+
+
+def _with_column_types(table: pd.DataFrame) -> pd.DataFrame:
+    """Give every column the type its default in :data:`COLUMNS` has, with None for a missing text.
+
+    Rows built from Python values and rows read back from Parquet otherwise differ in type (object
+    vs string, int vs float after a missing value), so a cached run would not equal a fresh one.
+    """
+    types = {}
+    for name, default in COLUMNS.items():
+        if isinstance(default, bool):
+            types[name] = table[name].astype(bool)
+        elif isinstance(default, int):
+            types[name] = table[name].astype("int64")
+        elif isinstance(default, float):
+            types[name] = table[name].astype("float64")
+        else:
+            col = table[name].astype(object)
+            types[name] = col.where(col.notna(), None)
+    return pd.DataFrame(types, index=table.index)
 
 
 def compute_features(
@@ -64,61 +119,79 @@ def compute_features(
 ) -> FeatureRun:
     """Measure every distinct path once; reuse cached rows for files whose content was seen before.
 
+    Unchanged files (same path, size, mtime and ctime as last time) are not even read; other files
+    are read and hashed, and decoded only if no cached row has their content hash.
+
+    >>> run = compute_features(["a.jpg", "b.png"], cache_dir="/tmp/va-cache")   # doctest: +SKIP
+    >>> run.decoded, run.from_cache, run.table.loc["a.jpg", "brightness"]       # doctest: +SKIP
+    (2, 0, 0.41)
+
     Returns a table indexed by path with the columns of :data:`COLUMNS`.
     """
     unique = list(dict.fromkeys(str(p) for p in paths))
     settings = {"max_pixels": int(max_pixels), "work_size": int(work_size)}
-    cache = None
-    if use_cache:
-        key = f"v{FEATURE_VERSION}-w{work_size}-m{max_pixels}"
-        cache = FeatureCache(cache_dir or default_cache_dir(), key)
+    cache = FeatureCache(cache_dir or default_cache_dir(), _cache_key(work_size, max_pixels)) if use_cache else None
 
     resolved: dict[str, str] = {}       # path -> content hash whose row is in the cache
-    stats: dict[str, tuple[int, int]] = {}
+    stamps: dict[str, tuple[int, int, int]] = {}
     if cache is not None:
         index = cache.path_index()
         for p in unique:
-            try:
-                st = os.stat(p)
-            except OSError:
+            stamp = _file_stamp(p)
+            if stamp is None:
                 continue
-            stats[p] = (st.st_size, st.st_mtime_ns)
+            stamps[p] = stamp
             seen = index.get(p)
-            if seen and seen[0] == st.st_size and seen[1] == st.st_mtime_ns:
-                resolved[p] = seen[2]
+            if seen is not None and seen[:3] == stamp:
+                resolved[p] = seen[3]
     todo = [p for p in unique if p not in resolved]
-    known = cache.known_hashes() if (cache is not None and todo) else set()
-    new_rows: list[dict[str, Any]] = []
-    for rows in map_chunks(_measure_chunk, todo, workers=workers, chunk_size=32, description="decoding images",
+    known = frozenset(cache.known_hashes()) if (cache is not None and todo) else frozenset()
+
+    batches: list[pd.DataFrame] = []
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        batch = _table(pending)
+        pending.clear()
+        if cache is not None:
+            cache.append(batch.drop(columns=["path"]))
+        batches.append(batch)
+
+    for rows in map_chunks(_measure_chunk, todo, workers=workers, chunk_size=CHUNK_SIZE, description="decoding images",
                            progress=progress, initializer=_init_worker, initargs=(known, settings)):
         for row in rows:
             if row.pop("_cached", False):
                 resolved[row["path"]] = row["content_hash"]
             else:
-                new_rows.append(row)
+                pending.append(row)
+        if len(pending) >= BATCH_ROWS:
+            flush()
+    _init_worker(frozenset(), settings)  # workers=1 ran in this process: drop its copy of the known hashes
 
-    new = pd.DataFrame(new_rows, columns=["path", *COLUMNS]) if new_rows else pd.DataFrame(columns=["path", *COLUMNS])
-    cached = pd.DataFrame(columns=["path", *COLUMNS])
+    cached = _table([])
     if resolved:
-        rows = cache.load(set(resolved.values()))
-        by_hash = rows.set_index("content_hash")
+        by_hash = cache.load(set(resolved.values())).set_index("content_hash")
         have = [p for p, h in resolved.items() if h in by_hash.index]
-        cached = by_hash.loc[[resolved[p] for p in have]].reset_index()
-        cached["path"] = have
-        cached["ext_format"] = [ext_format(p) for p in have]
-        lost = [p for p in resolved if p not in set(have)]
-        if lost:  # cache rows vanished underneath us: measure them now
-            cached_new = [r for chunk in map_chunks(_measure_chunk, lost, workers=1, initializer=_init_worker,
-                                                    initargs=(set(), settings)) for r in chunk]
-            new = pd.concat([new, pd.DataFrame(cached_new)], ignore_index=True)
+        if have:
+            cached = by_hash.loc[[resolved[p] for p in have]].reset_index()
+            cached["path"] = have
+            cached["ext_format"] = [ext_format(p) for p in have]   # same content may sit under another extension
+        if len(have) < len(resolved):  # rows vanished from the cache (deleted underneath us): measure now
+            have_set = set(have)
+            lost = [p for p in resolved if p not in have_set]
+            pending.extend(_measure_chunk(lost))
+            for p in lost:
+                del resolved[p]
+    if pending:
+        flush()
+    new = pd.concat(batches, ignore_index=True) if batches else _table([])
     if cache is not None:
-        cache.append(new.drop(columns=["path"]))
-        entries = {}
-        for p, h in list(resolved.items()) + list(zip(new["path"], new["content_hash"])):
-            if h is not None and p in stats:
-                entries[p] = (*stats[p], h)
-        if entries:
-            cache.update_path_index(entries)
-    table = pd.concat([df for df in (new, cached) if not df.empty], ignore_index=True) if (len(new) or len(cached)) else new
-    table = table.set_index("path").reindex(unique)
+        entries = {p: (*stamps[p], h) for p, h in resolved.items() if p in stamps}
+        entries.update((p, (*stamps[p], h)) for p, h in zip(new["path"], new["content_hash"])
+                       if isinstance(h, str) and p in stamps)
+        cache.update_path_index(entries)
+        cache.compact_if_fragmented()
+    parts = [df for df in (new, cached[["path", *COLUMNS]]) if len(df)]
+    table = pd.concat(parts, ignore_index=True) if parts else _table([])
+    table = _with_column_types(table.set_index("path").reindex(unique))
     return FeatureRun(table=table, decoded=len(new), from_cache=len(cached), cache_dir=str(cache.dir) if cache else None)

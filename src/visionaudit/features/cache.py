@@ -1,9 +1,10 @@
 """On-disk cache of per-image features, keyed by file content.
 
 Rows live in Parquet parts under ``<cache_dir>/features/<key>/`` where ``key`` names the feature
-version and decode settings. A path index (path, size, mtime) -> content hash lets a re-scan skip
-even reading unchanged files; a file that moved or was copied is recognised by its content hash
-and not decoded again. Parts are compacted when they become many.
+version and decode settings. A path index (path, size, mtime, ctime) -> content hash lets a re-scan
+skip even reading unchanged files; a file that moved or was copied is recognised by its content
+hash and not decoded again. Every write goes to a temporary file renamed into place, so a reader
+(or a second scan sharing the cache) never sees half a file; parts are merged when they become many.
 """
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+#: More parts than this are merged into one at the end of a run.
 MAX_PARTS = 16
+_INDEX_COLUMNS = ["path", "size", "mtime_ns", "ctime_ns", "content_hash"]
 
 
 def default_cache_dir() -> Path:
+    """``$VISIONAUDIT_CACHE``, else ``$XDG_CACHE_HOME/visionaudit``, else ``~/.cache/visionaudit``."""
     env = os.environ.get("VISIONAUDIT_CACHE")
     if env:
         return Path(env)
@@ -27,8 +31,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "visionaudit"
 
 
+def _write_atomic(table: pa.Table, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, target)
+
+
 class FeatureCache:
-    """Content-keyed store of feature rows (one per distinct file content)."""
+    """Content-keyed store of feature rows (one per distinct file content).
+
+    >>> cache = FeatureCache("/tmp/va-cache", "v1-w128")          # doctest: +SKIP
+    >>> cache.load({"3f2a..."}).columns[:3].tolist()               # doctest: +SKIP
+    ['content_hash', 'file_size', 'error_kind']
+    """
 
     def __init__(self, cache_dir: str | os.PathLike, key: str):
         self.dir = Path(cache_dir) / "features" / key
@@ -38,61 +53,82 @@ class FeatureCache:
     def _parts(self) -> list[Path]:
         return sorted(self.dir.glob("part-*.parquet"))
 
-    def known_hashes(self) -> set[str]:
-        parts = self._parts()
-        if not parts:
-            return set()
-        table = pads.dataset([str(p) for p in parts], format="parquet").to_table(columns=["content_hash"])
-        return set(table.column("content_hash").to_pylist())
+    def _dataset(self, parts: list[Path]) -> pads.Dataset:
+        # A column that was all-None in one part was written as type null: unify so it reads as the
+        # type the other parts gave it.
+        schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+        return pads.dataset([str(p) for p in parts], format="parquet", schema=schema)
 
-    def path_index(self) -> dict[str, tuple[int, int, str]]:
-        """path -> (size, mtime_ns, content_hash) as seen by the last scan."""
+    def _read_parts(self, columns: list[str] | None = None, hashes: set[str] | None = None) -> pa.Table | None:
+        # A concurrent scan may merge parts between listing and reading them: list again and retry.
+        for attempt in range(3):
+            parts = self._parts()
+            if not parts:
+                return None
+            try:
+                ds = self._dataset(parts)
+                flt = pads.field("content_hash").isin(pa.array(sorted(hashes), pa.string())) if hashes is not None else None
+                return ds.to_table(columns=columns, filter=flt)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        return None
+
+    def known_hashes(self) -> set[str]:
+        """Content hashes that have a cached row."""
+        table = self._read_parts(columns=["content_hash"])
+        return set() if table is None else set(table.column("content_hash").to_pylist())
+
+    def path_index(self) -> dict[str, tuple[int, int, int, str]]:
+        """path -> (size, mtime_ns, ctime_ns, content_hash) as seen by the last scans."""
         if not self.index_path.exists():
             return {}
-        df = pq.read_table(self.index_path).to_pandas()
-        return {p: (int(s), int(m), h) for p, s, m, h in zip(df["path"], df["size"], df["mtime_ns"], df["content_hash"])}
+        table = pq.read_table(self.index_path)
+        if table.schema.names != _INDEX_COLUMNS:  # written by an older version: start afresh
+            return {}
+        cols = [table.column(c).to_pylist() for c in _INDEX_COLUMNS]
+        return {p: (s, m, c, h) for p, s, m, c, h in zip(*cols)}
 
-    def update_path_index(self, entries: dict[str, tuple[int, int, str]]) -> None:
+    def update_path_index(self, entries: dict[str, tuple[int, int, int, str]]) -> None:
+        """Record (size, mtime_ns, ctime_ns, content_hash) for these paths, keeping the others."""
+        if not entries:
+            return
         merged = self.path_index()
         merged.update(entries)
-        df = pd.DataFrame(
-            [(p, s, m, h) for p, (s, m, h) in merged.items()], columns=["path", "size", "mtime_ns", "content_hash"]
-        )
-        tmp = self.index_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-        os.replace(tmp, self.index_path)
+        paths = list(merged)
+        values = list(zip(*merged.values()))
+        table = pa.table({"path": pa.array(paths, pa.string()),
+                          "size": pa.array(values[0], pa.int64()), "mtime_ns": pa.array(values[1], pa.int64()),
+                          "ctime_ns": pa.array(values[2], pa.int64()), "content_hash": pa.array(values[3], pa.string())})
+        _write_atomic(table, self.index_path)
 
     def load(self, hashes: set[str]) -> pd.DataFrame:
         """Cached rows whose content hash is in ``hashes`` (one row per hash)."""
-        parts = self._parts()
-        if not parts or not hashes:
-            return pd.DataFrame()
-        ds = pads.dataset([str(p) for p in parts], format="parquet")
-        table = ds.to_table(filter=pads.field("content_hash").isin(pa.array(sorted(hashes))))
-        df = table.to_pandas()
-        return df.drop_duplicates("content_hash").reset_index(drop=True)
+        table = self._read_parts(hashes=hashes) if hashes else None
+        if table is None:
+            return pd.DataFrame(columns=["content_hash"])
+        return table.to_pandas().drop_duplicates("content_hash").reset_index(drop=True)
 
     def append(self, rows: pd.DataFrame) -> None:
         """Store newly computed rows (those with a content hash) as one new part."""
         rows = rows[rows["content_hash"].notna()]
         if rows.empty:
             return
-        part = self.dir / f"part-{uuid.uuid4().hex}.parquet"
-        tmp = part.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False), tmp)
-        os.replace(tmp, part)
+        _write_atomic(pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False),
+                      self.dir / f"part-{uuid.uuid4().hex}.parquet")
+
+    def compact_if_fragmented(self) -> None:
+        """Merge all parts into one when there are more than :data:`MAX_PARTS`."""
         if len(self._parts()) > MAX_PARTS:
             self.compact()
 
     def compact(self) -> None:
+        """Merge all parts into one (one row per content hash)."""
         parts = self._parts()
         if len(parts) < 2:
             return
-        df = pads.dataset([str(p) for p in parts], format="parquet").to_table().to_pandas()
+        df = self._dataset(parts).to_table().to_pandas()
         df = df.drop_duplicates("content_hash").reset_index(drop=True)
-        merged = self.dir / f"part-{uuid.uuid4().hex}.parquet"
-        tmp = merged.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-        os.replace(tmp, merged)
+        _write_atomic(pa.Table.from_pandas(df, preserve_index=False), self.dir / f"part-{uuid.uuid4().hex}.parquet")
         for p in parts:
             p.unlink(missing_ok=True)

@@ -1,0 +1,365 @@
+"""visionaudit vs CleanVision vs imagehash vs a plain decode, on the same folder, in one run.
+
+Builds (once, cached under ``--data-dir``) a folder of realistic 256x256 JPEGs derived from the real
+COCO128 photos with injected issues of known ground truth (see ``make_bench_data.py``), then runs
+each tool in its own subprocess and prints wall time, throughput, peak memory and per-issue
+recall/precision against the ground truth, plus the two target ratios:
+
+* visionaudit speed vs CleanVision (target >= 10x),
+* visionaudit time vs a plain decode of the same images at the same reduced size (target <= 1.5x).
+
+``work s`` is the wall time of the tool's own call (scan / find_issues / hashing / decoding),
+measured inside its subprocess after its imports; ``proc s`` adds interpreter start and imports.
+``work cpu s`` is the user+system CPU time of that call in the subprocess and its worker processes,
+less sensitive than wall time to other load on the machine. ``peak MB`` is the peak of the summed
+RSS of the subprocess and its workers (polled every 20 ms; pages shared after fork count once per
+process, so it is an upper bound). Each tool runs ``--repeat`` rounds, interleaved, and its fastest
+round is reported (CleanVision runs once).
+
+Usage::
+
+    python benchmarks/scan_vs_peers.py                       # 5,000 images, all tools
+    python benchmarks/scan_vs_peers.py --n-images 10000 --workers 2 --skip-cleanvision
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from make_bench_data import ISSUES, build  # noqa: E402
+
+#: visionaudit issue names that answer each benchmark issue (the union of those present is used).
+VISIONAUDIT_ISSUES = {
+    "blurry": ["blurry"],
+    "dark": ["dark"],
+    "light": ["overexposed", "light"],
+    "low_information": ["low_information"],
+    "grayscale": ["grayscale_as_rgb", "grayscale", "grayscale_mode"],
+    "odd_size": ["odd_size"],
+    "odd_aspect_ratio": ["odd_aspect_ratio"],
+    "exact_duplicates": ["exact_duplicates"],
+    "near_duplicates": ["near_duplicates"],
+}
+CLEANVISION_ISSUES = {k: [k] for k in ISSUES}
+IMAGEHASH_ISSUES = {"exact_duplicates": ["exact_duplicates"], "near_duplicates": ["near_duplicates"]}
+TOOLS = ["plain_decode", "visionaudit_cold", "visionaudit_warm", "imagehash", "cleanvision"]
+
+
+# --------------------------------------------------------------------------- tools (in subprocesses)
+
+def _image_files(images_dir: str) -> list[str]:
+    return sorted(os.path.join(images_dir, f) for f in os.listdir(images_dir) if f.endswith(".jpg"))
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _plain_decode_chunk(paths: list[str]) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from visionaudit.features.decode import WORK_SIZE
+
+    pixels = 0
+    for p in paths:
+        with Image.open(p) as im:
+            im.draft("RGB", (WORK_SIZE, WORK_SIZE))
+            pixels += np.asarray(im.convert("RGB")).shape[0]
+    return pixels
+
+
+def run_plain_decode(images_dir: str, workers: int, **_) -> dict:
+    """Open each image with Pillow, draft-decode at visionaudit's WORK_SIZE, convert to an RGB array."""
+    import multiprocessing as mp
+
+    files = _image_files(images_dir)
+    with mp.get_context("fork").Pool(workers) as pool:
+        rows = sum(pool.imap_unordered(_plain_decode_chunk, _chunks(files, 32)))
+    return {"n": len(files), "flagged": {}, "extra": {"decoded_rows": rows}}
+
+
+def _phash_chunk(paths: list[str]) -> list[tuple[str, int]]:
+    import imagehash
+    from PIL import Image
+
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            h = imagehash.phash(im)
+        out.append((os.path.basename(p), int(str(h), 16)))
+    return out
+
+
+def run_imagehash(images_dir: str, workers: int, phash_threshold: int = 8, **_) -> dict:
+    """phash of every image (pool); exact = equal hashes (dict), near = Hamming <= threshold (pairwise)."""
+    import multiprocessing as mp
+
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    files = _image_files(images_dir)
+    with mp.get_context("fork").Pool(workers) as pool:
+        rows = [r for chunk in pool.imap_unordered(_phash_chunk, _chunks(files, 32)) for r in chunk]
+    names = [r[0] for r in rows]
+    hashes = np.array([r[1] for r in rows], dtype=np.uint64)
+    by_hash: dict[int, list[str]] = {}
+    for name, h in zip(names, hashes.tolist()):
+        by_hash.setdefault(h, []).append(name)
+    exact = {n for group in by_hash.values() if len(group) > 1 for n in group}
+    # Pairwise Hamming distances in row blocks (n^2 / 2 popcounts; fine at benchmark sizes).
+    src, dst = [], []
+    for start in range(0, len(hashes), 1024):
+        block = hashes[start:start + 1024]
+        d = np.bitwise_count(np.bitwise_xor(block[:, None], hashes[None, :]))
+        i, j = np.nonzero(d <= phash_threshold)
+        keep = (i + start) < j
+        src.append(i[keep] + start)
+        dst.append(j[keep])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(len(names), len(names)))
+    _, comp = connected_components(graph, directed=False)
+    members: dict[int, list[int]] = {}
+    for i, c in enumerate(comp):
+        members.setdefault(int(c), []).append(i)
+    near = set()
+    for idx in members.values():
+        # A group whose members all share one hash is an exact group, as CleanVision reports it.
+        if len(idx) > 1 and len({int(hashes[i]) for i in idx}) > 1:
+            near.update(names[i] for i in idx)
+    return {"n": len(files), "flagged": {"exact_duplicates": sorted(exact), "near_duplicates": sorted(near)},
+            "extra": {"phash_threshold": phash_threshold}}
+
+
+def run_cleanvision(images_dir: str, workers: int, **_) -> dict:
+    from cleanvision import Imagelab
+
+    lab = Imagelab(data_path=images_dir)
+    lab.find_issues(n_jobs=workers, verbose=False)
+    issues = lab.issues
+    flagged = {}
+    for issue in ISSUES:
+        col = f"is_{issue}_issue"
+        if col in issues.columns:
+            flagged[issue] = sorted(os.path.basename(p) for p in issues.index[issues[col].to_numpy(bool)])
+    return {"n": len(issues), "flagged": flagged, "extra": {}}
+
+
+def run_visionaudit(images_dir: str, workers: int, cache_dir: str, **_) -> dict:
+    import visionaudit
+
+    result = visionaudit.scan(images_dir, cache_dir=cache_dir, workers=workers, progress=False)
+    available = {c[3:] for c in result.issues.columns if c.startswith("is_")} | {f.issue for f in result.findings}
+    flagged = {name: sorted(result.flagged(name)) for name in available}
+    info = result.run_info
+    return {"n": len(result.features), "flagged": flagged,
+            "extra": {k: info.get(k) for k in ("feature_seconds", "images_decoded", "images_from_cache", "check_seconds")}}
+
+
+RUNNERS = {"plain_decode": run_plain_decode, "imagehash": run_imagehash, "cleanvision": run_cleanvision,
+           "visionaudit_cold": run_visionaudit, "visionaudit_warm": run_visionaudit}
+
+
+#: Modules each tool imports before its clock starts (and before its workers fork), so that ``work s``
+#: measures the work and not the imports.
+IMPORTS = {"plain_decode": ["numpy", "PIL.Image", "visionaudit.features.decode"],
+           "imagehash": ["imagehash", "numpy", "scipy.fftpack", "scipy.sparse.csgraph"],
+           "cleanvision": ["cleanvision"], "visionaudit_cold": ["visionaudit"], "visionaudit_warm": ["visionaudit"]}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished (joined) worker processes."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def child(args: argparse.Namespace) -> None:
+    import importlib
+
+    for module in IMPORTS[args.child]:
+        importlib.import_module(module)
+    cpu0 = _cpu_seconds()
+    started = time.perf_counter()
+    out = RUNNERS[args.child](args.images, args.workers, cache_dir=args.cache, phash_threshold=args.phash_threshold)
+    out["work_s"] = time.perf_counter() - started
+    out["work_cpu_s"] = _cpu_seconds() - cpu0
+    Path(args.out).write_text(json.dumps(out))
+
+
+# --------------------------------------------------------------------------- parent: measure and compare
+
+def _tree_rss(proc) -> int:
+    import psutil
+
+    total = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(tool: str, images_dir: str, workers: int, cache_dir: str, phash_threshold: int) -> dict:
+    """Run one tool in a subprocess; return its output plus process time, CPU time and peak memory."""
+    import psutil
+
+    out_path = Path(tempfile.mkdtemp(prefix="va-bench-")) / "out.json"
+    cmd = [sys.executable, __file__, "--child", tool, "--images", images_dir, "--workers", str(workers),
+           "--cache", cache_dir, "--out", str(out_path), "--phash-threshold", str(phash_threshold)]
+    env = dict(os.environ, CI="1")  # no progress bars in any tool
+    started = time.perf_counter()
+    popen = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = psutil.Process(popen.pid)
+    peak = [0]
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc))
+            done.wait(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    stderr = popen.communicate()[1].decode(errors="replace")
+    proc_s = time.perf_counter() - started
+    done.set()
+    poller.join()
+    if popen.returncode != 0:
+        raise RuntimeError(f"{tool} failed (exit {popen.returncode}):\n{stderr[-4000:]}")
+    out = json.loads(out_path.read_text())
+    shutil.rmtree(out_path.parent, ignore_errors=True)
+    out.update(proc_s=proc_s, peak_mb=peak[0] / 2**20)
+    return out
+
+
+def score(flagged: dict[str, list[str]], names: dict[str, list[str]], truth: dict[str, list[str]]) -> dict:
+    """Per benchmark issue: (recall, precision, flagged count), or None when the tool has no such check."""
+    res = {}
+    for issue in ISSUES:
+        present = [n for n in names.get(issue, []) if n in flagged]
+        if not present:
+            res[issue] = None
+            continue
+        got = set().union(*(set(flagged[n]) for n in present))
+        want = set(truth[issue])
+        tp = len(got & want)
+        res[issue] = (tp / len(want) if want else float("nan"), tp / len(got) if got else float("nan"), len(got))
+    return res
+
+
+def _fmt_rp(v) -> str:
+    return "n/a" if v is None else f"{v[0]:.2f}/{v[1]:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-images", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=None, help="worker processes for every tool (default: all cores)")
+    ap.add_argument("--data-dir", default="/tmp/visionaudit-bench", help="where the generated folder is cached")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-cleanvision", action="store_true")
+    ap.add_argument("--phash-threshold", type=int, default=8, help="imagehash near-duplicate Hamming threshold")
+    ap.add_argument("--only", nargs="*", choices=TOOLS, help="run only these tools")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds per tool (fastest kept; CleanVision runs once)")
+    ap.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
+    ap.add_argument("--images", help=argparse.SUPPRESS)
+    ap.add_argument("--cache", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    workers = args.workers or len(os.sched_getaffinity(0))
+    info = build(args.data_dir, args.n_images, args.seed)
+    images_dir, truth = info["images_dir"], info["truth"]
+    files = _image_files(images_dir)
+    for f in files:  # every tool starts with the files in the OS page cache
+        Path(f).read_bytes()
+    tools = args.only or [t for t in TOOLS if not (args.skip_cleanvision and t == "cleanvision")]
+    cache_dir = tempfile.mkdtemp(prefix="va-bench-cache-")
+    results: dict[str, dict] = {}
+    # Rounds interleave the tools so that a change in background load hits them alike; each tool's
+    # fastest round is kept. CleanVision, slow enough to average the noise out, runs once.
+    try:
+        for round_ in range(args.repeat):
+            for tool in tools:
+                if tool == "cleanvision" and round_ > 0:
+                    continue
+                if tool == "visionaudit_cold":
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                r = measure(tool, images_dir, workers, cache_dir, args.phash_threshold)
+                print(f"  round {round_ + 1}: {tool} {r['work_s']:.2f} s", file=sys.stderr)
+                if tool not in results or r["work_s"] < results[tool]["work_s"]:
+                    results[tool] = r
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+    n = len(files)
+    print(f"\n{n} images ({info['sources']} COCO128 photos), {workers} workers, {os.cpu_count()} CPUs, "
+          f"Python {sys.version.split()[0]}, fastest of {args.repeat} rounds (CleanVision: 1)")
+    print("truth: " + ", ".join(f"{k} {len(v)}" for k, v in truth.items()))
+    head = f"{'tool':18s} {'work s':>7s} {'img/s':>7s} {'work cpu s':>10s} {'proc s':>7s} {'peak MB':>8s}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for tool in [t for t in TOOLS if t in results]:
+        r = results[tool]
+        print(f"{tool:18s} {r['work_s']:7.2f} {n / r['work_s']:7.0f} {r['work_cpu_s']:10.2f} {r['proc_s']:7.2f} "
+              f"{r['peak_mb']:8.0f}")
+
+    names = {"cleanvision": CLEANVISION_ISSUES, "imagehash": IMAGEHASH_ISSUES,
+             "visionaudit_cold": VISIONAUDIT_ISSUES, "visionaudit_warm": VISIONAUDIT_ISSUES}
+    scored = {t: score(results[t]["flagged"], names[t], truth) for t in results if t in names}
+    if scored:
+        cols = [t for t in ("visionaudit_cold", "cleanvision", "imagehash") if t in scored]
+        head = f"{'issue (recall/precision)':26s} {'truth':>5s} " + " ".join(f"{c:>16s}" for c in cols)
+        print("\n" + head + "\n" + "-" * len(head))
+        for issue in ISSUES:
+            print(f"{issue:26s} {len(truth[issue]):5d} " + " ".join(f"{_fmt_rp(scored[c][issue]):>16s}" for c in cols))
+        if "visionaudit_warm" in scored and scored["visionaudit_warm"] != scored["visionaudit_cold"]:
+            print("WARNING: warm-cache visionaudit flagged different images than the cold run")
+
+    print()
+    va = results.get("visionaudit_cold")
+    if va:
+        extra = va["extra"]
+        checks = extra.get("check_seconds") or {}
+        slow = ", ".join(f"{k} {v:.2f}" for k, v in sorted(checks.items(), key=lambda kv: -kv[1])[:4])
+        print(f"visionaudit cold: features {extra['feature_seconds']:.2f} s ({extra['images_decoded']} decoded), "
+              f"checks {sum(checks.values()):.2f} s (slowest: {slow})")
+    warm = results.get("visionaudit_warm")
+    if warm:
+        print(f"visionaudit warm: {warm['work_s']:.2f} s, {warm['extra']['images_decoded']} decoded, "
+              f"{warm['extra']['images_from_cache']} from cache")
+    if va and "cleanvision" in results:
+        cv = results["cleanvision"]
+        ratio = cv["work_s"] / va["work_s"]
+        worse = [i for i in ISSUES if scored["cleanvision"][i] and scored["visionaudit_cold"][i]
+                 and scored["visionaudit_cold"][i][0] < scored["cleanvision"][i][0]]
+        print(f"speed vs CleanVision: {ratio:.1f}x (target >= 10x)  [{n / cv['work_s']:.0f} vs {n / va['work_s']:.0f} img/s; "
+              f"cpu {cv['work_cpu_s'] / va['work_cpu_s']:.1f}x]; recall lower than CleanVision on: {', '.join(worse) or 'none'}")
+    if va and "plain_decode" in results:
+        pd_ = results["plain_decode"]
+        print(f"time vs plain decode: {va['work_s'] / pd_['work_s']:.2f}x (target <= 1.5x)  "
+              f"[feature pass only {va['extra']['feature_seconds'] / pd_['work_s']:.2f}x; "
+              f"cpu {va['work_cpu_s'] / pd_['work_cpu_s']:.2f}x]")
+
+
+if __name__ == "__main__":
+    main()
