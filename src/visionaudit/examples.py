@@ -68,9 +68,10 @@ def _beach(rng: Rng, h: int, w: int) -> np.ndarray:
     _sun(rng, img, horizon)
     sea = _gradient(shore - horizon, w, _jitter(rng, (20, 80, 130)), _jitter(rng, (40, 150, 170)))
     waves = np.sin(np.arange(shore - horizon)[:, None] * rng.uniform(0.5, 1.2) + _texture(rng, shore - horizon, w, 24)[..., 0] * 3)
-    img[horizon:shore] = sea + waves[..., None] * 14
+    img[horizon:shore] = sea + waves[..., None] * 14 + _texture(rng, shore - horizon, w, 2) * 12
     sand = _jitter(rng, (215, 190, 145))
-    img[shore:] = sand + _texture(rng, h - shore, w, 6) * 22 + _texture(rng, h - shore, w, 40) * 18
+    img[shore:] = sand + _texture(rng, h - shore, w, 2) * 28 + _texture(rng, h - shore, w, 6) * 22 \
+        + _texture(rng, h - shore, w, 40) * 18
     return img
 
 
@@ -103,7 +104,8 @@ def _city(rng: Rng, h: int, w: int) -> np.ndarray:
 def _forest(rng: Rng, h: int, w: int) -> np.ndarray:
     treeline = int(h * rng.uniform(0.15, 0.4))
     img = _gradient(h, w, _jitter(rng, (150, 185, 215)), _jitter(rng, (205, 220, 225)))
-    img[treeline:] = _jitter(rng, (60, 95, 45)) + _texture(rng, h - treeline, w, 8) * 20
+    img[treeline:] = _jitter(rng, (60, 95, 45)) + _texture(rng, h - treeline, w, 2) * 28 \
+        + _texture(rng, h - treeline, w, 8) * 20
     im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(im)
     for _ in range(int(rng.integers(14, 30))):
@@ -121,7 +123,7 @@ def _meadow(rng: Rng, h: int, w: int) -> np.ndarray:
     img = _gradient(h, w, _jitter(rng, (90, 150, 220)), _jitter(rng, (200, 225, 245)))
     _sun(rng, img, horizon)
     img[horizon:] = _gradient(h - horizon, w, _jitter(rng, (120, 170, 70)), _jitter(rng, (70, 130, 40))) \
-        + _texture(rng, h - horizon, w, 5) * 25
+        + _texture(rng, h - horizon, w, 2) * 28 + _texture(rng, h - horizon, w, 5) * 25
     im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(im)
     palette = [(220, 40, 50), (245, 210, 40), (150, 80, 190), (250, 250, 245)]
@@ -133,8 +135,6 @@ def _meadow(rng: Rng, h: int, w: int) -> np.ndarray:
     return np.asarray(im, dtype=float)
 
 
-#: A lens's softness (3x3 Gaussian), so drawn edges are not aliased staircases.
-_LENS = ImageFilter.Kernel((3, 3), [1, 2, 1, 2, 4, 2, 1, 2, 1])
 SCENES: dict[str, Callable[[Rng, int, int], np.ndarray]] = {
     "beach": _beach, "city": _city, "forest": _forest, "meadow": _meadow,
 }
@@ -151,8 +151,7 @@ def make_scene(rng: Rng, label: str, size: tuple[int, int] | None = None) -> Ima
     light = 1.0 + 0.35 * _texture(rng, h, w, max(h, w) // 6)
     sensor_noise = rng.standard_normal((h, w, 1), dtype=np.float32) * rng.uniform(2.0, 4.0)
     pixels = SCENES[label](rng, h, w) * light + sensor_noise
-    im = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-    return im.filter(_LENS)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
 def _jpeg(im: Image.Image, rng: Rng, **options: Any) -> bytes:
@@ -170,10 +169,11 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
     """Write a labelled ImageFolder tree ``target/{train,val,test}/{class}/*.jpg`` with planted problems.
 
     About 200 JPEGs of four scene classes (beach, city, forest, and a rare meadow class). Planted: an
-    exact duplicate, a resized near duplicate, a train image copied into test, a blurred, a dark and an
-    overexposed image, a truncated JPEG, a zero-byte file, a PNG named .jpg, a JPEG with an EXIF
-    rotation tag, a tiny image, a rare class (hence class imbalance), a class missing from test and a
-    test split whose label mix leans to one class.
+    exact duplicate, a resized near duplicate, a train image copied into test, a resized and brightened
+    train image in val, a copy filed under another class, a blurred, a dark and an overexposed image, a truncated JPEG, a zero-byte file, a PNG named
+    .jpg, a JPEG with an EXIF rotation tag, a tiny image, a thin strip, a noisy, a hazy (low-contrast)
+    and a blank image, a heavily compressed JPEG, a grayscale photo stored as RGB, a rare class (hence
+    class imbalance), a class missing from test and a test split whose label mix leans to one class.
     Same ``seed``, same bytes. Refuses a ``target`` that exists and is not an empty folder.
 
     Returns ``{"images": n, "planted": [problem, ...], "planted_files": {problem: [sample id, ...]}}``
@@ -182,7 +182,7 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
 
     >>> info = make_example_dataset("/tmp/va-example")          # doctest: +SKIP
     >>> info["images"], info["planted"][:2]                     # doctest: +SKIP
-    (206, ['exact_duplicate', 'near_duplicate'])
+    (218, ['exact_duplicate', 'near_duplicate'])
     """
     target = Path(target)
     _check_target(target)
@@ -208,6 +208,11 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
     original = Image.open(io.BytesIO(folders[src[0]][src[1]]))
     smaller = original.resize((original.width * 2 // 3, original.height * 2 // 3), Image.Resampling.LANCZOS)
     plants["near_duplicate"] = [src, add("train/forest", _jpeg(smaller, rng))]
+    src = ("train/city", 9)
+    original = Image.open(io.BytesIO(folders[src[0]][src[1]]))
+    edited = original.resize((original.width * 4 // 5, original.height * 4 // 5), Image.Resampling.LANCZOS)
+    edited = Image.fromarray(np.clip(np.asarray(edited, dtype=float) * 1.1, 0, 255).astype(np.uint8))
+    plants["near_split_copy"] = [src, add("val/city", _jpeg(edited, rng))]
     src = ("train/beach", 7)
     plants["cross_split_copy"] = [src, add("test/beach", folders[src[0]][src[1]])]
     plants["blurry"] = [add("train/beach", _jpeg(fresh("beach").filter(ImageFilter.GaussianBlur(8)), rng))]
@@ -225,6 +230,23 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
     exif[_EXIF_ORIENTATION] = 6  # "rotate 90 degrees clockwise to display", as phone cameras write
     plants["exif_orientation"] = [add("train/beach", _jpeg(fresh("beach"), rng, exif=exif))]
     plants["odd_size"] = [add("train/city", _jpeg(fresh("city", size=(36, 24)), rng))]
+    plants["odd_aspect_ratio"] = [add("train/beach", _jpeg(fresh("beach", size=(320, 72)), rng))]
+    grainy = np.asarray(fresh("city"), dtype=float)
+    grainy += rng.normal(0, 40, grainy.shape)  # independent per pixel and channel, like high-ISO sensor noise
+    # Full-resolution colour (4:4:4): 4:2:0 would average the colour noise over 2x2 pixels.
+    noisy = _jpeg(Image.fromarray(np.clip(grainy, 0, 255).astype(np.uint8)), rng, subsampling=0)
+    plants["noisy"] = [add("train/city", noisy)]
+    flat = np.asarray(fresh("forest"), dtype=float)
+    flat = flat.mean(axis=(0, 1)) + (flat - flat.mean(axis=(0, 1))) * 0.12  # haze: a tenth of the tonal range
+    plants["low_contrast"] = [add("train/forest", _jpeg(Image.fromarray(flat.astype(np.uint8)), rng))]
+    blank = np.full((240, 280, 3), _jitter(rng, (110, 115, 120), 10)) + rng.normal(0, 1.0, (240, 280, 1))
+    plants["low_information"] = [add("val/city", _jpeg(Image.fromarray(np.clip(blank, 0, 255).astype(np.uint8)), rng))]
+    buf = io.BytesIO()
+    fresh("beach").save(buf, "JPEG", quality=8)
+    plants["jpeg_artifacts"] = [add("train/beach", buf.getvalue())]
+    plants["grayscale_as_rgb"] = [add("train/city", _jpeg(fresh("city").convert("L").convert("RGB"), rng))]
+    src = ("train/beach", 11)
+    plants["conflicting_labels"] = [src, add("train/forest", folders[src[0]][src[1]])]
 
     # Shuffle within each folder so planted files are not simply the last ones, then name and write.
     names: dict[tuple[str, int], str] = {}
