@@ -67,7 +67,8 @@ def _beach(rng: Rng, h: int, w: int) -> np.ndarray:
     img = _gradient(h, w, _jitter(rng, (70, 130, 205)), _jitter(rng, (185, 215, 240)))
     _sun(rng, img, horizon)
     sea = _gradient(shore - horizon, w, _jitter(rng, (20, 80, 130)), _jitter(rng, (40, 150, 170)))
-    waves = np.sin(np.arange(shore - horizon)[:, None] * rng.uniform(0.5, 1.2) + _texture(rng, shore - horizon, w, 24)[..., 0] * 3)
+    rows = np.arange(shore - horizon)[:, None]
+    waves = np.sin(rows * rng.uniform(0.5, 1.2) + _texture(rng, shore - horizon, w, 24)[..., 0] * 3)
     img[horizon:shore] = sea + waves[..., None] * 14 + _texture(rng, shore - horizon, w, 2) * 12
     sand = _jitter(rng, (215, 190, 145))
     img[shore:] = sand + _texture(rng, h - shore, w, 2) * 28 + _texture(rng, h - shore, w, 6) * 22 \
@@ -170,10 +171,11 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
 
     About 200 JPEGs of four scene classes (beach, city, forest, and a rare meadow class). Planted: an
     exact duplicate, a resized near duplicate, a train image copied into test, a resized and brightened
-    train image in val, a copy filed under another class, a blurred, a dark and an overexposed image, a truncated JPEG, a zero-byte file, a PNG named
-    .jpg, a JPEG with an EXIF rotation tag, a tiny image, a thin strip, a noisy, a hazy (low-contrast)
-    and a blank image, a heavily compressed JPEG, a grayscale photo stored as RGB, a rare class (hence
-    class imbalance), a class missing from test and a test split whose label mix leans to one class.
+    train image in val, a copy filed under another class, a blurred, a dark and an overexposed image,
+    a truncated JPEG, a zero-byte file, a PNG named .jpg, a JPEG with an EXIF rotation tag, a tiny
+    image, a thin strip, a noisy, a hazy (low-contrast) and a blank image, a heavily compressed JPEG,
+    a grayscale photo stored as RGB, a rare class (hence class imbalance), a class missing from test
+    and a test split whose label mix leans to one class.
     Same ``seed``, same bytes. Refuses a ``target`` that exists and is not an empty folder.
 
     Returns ``{"images": n, "planted": [problem, ...], "planted_files": {problem: [sample id, ...]}}``
@@ -198,9 +200,6 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
             for _ in range(n):
                 add(f"{split}/{label}", _jpeg(make_scene(rng, label), rng))
 
-    def fresh(label: str, size: tuple[int, int] | None = None) -> Image.Image:
-        return make_scene(rng, label, size)
-
     plants: dict[str, list[tuple[str, int]]] = {}
     src = ("train/city", 3)
     plants["exact_duplicate"] = [src, add("train/city", folders[src[0]][src[1]])]
@@ -215,36 +214,36 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
     plants["near_split_copy"] = [src, add("val/city", _jpeg(edited, rng))]
     src = ("train/beach", 7)
     plants["cross_split_copy"] = [src, add("test/beach", folders[src[0]][src[1]])]
-    plants["blurry"] = [add("train/beach", _jpeg(fresh("beach").filter(ImageFilter.GaussianBlur(8)), rng))]
-    dark = np.asarray(fresh("city"), dtype=float) * 0.1
+    plants["blurry"] = [add("train/beach", _jpeg(make_scene(rng, "beach").filter(ImageFilter.GaussianBlur(8)), rng))]
+    dark = np.asarray(make_scene(rng, "city"), dtype=float) * 0.1
     plants["dark"] = [add("train/city", _jpeg(Image.fromarray(dark.astype(np.uint8)), rng))]
-    bright = np.asarray(fresh("beach"), dtype=float) * 1.4 + 110
+    bright = np.asarray(make_scene(rng, "beach"), dtype=float) * 1.4 + 110
     plants["overexposed"] = [add("val/beach", _jpeg(Image.fromarray(np.clip(bright, 0, 255).astype(np.uint8)), rng))]
-    whole = _jpeg(fresh("beach"), rng)
+    whole = _jpeg(make_scene(rng, "beach"), rng)
     plants["truncated"] = [add("val/beach", whole[: len(whole) * 11 // 20])]
     plants["zero_byte"] = [add("train/city", b"")]
     png = io.BytesIO()
-    fresh("forest").save(png, "PNG")
+    make_scene(rng, "forest").save(png, "PNG")
     plants["wrong_extension"] = [add("train/forest", png.getvalue())]
     exif = Image.Exif()
     exif[_EXIF_ORIENTATION] = 6  # "rotate 90 degrees clockwise to display", as phone cameras write
-    plants["exif_orientation"] = [add("train/beach", _jpeg(fresh("beach"), rng, exif=exif))]
-    plants["odd_size"] = [add("train/city", _jpeg(fresh("city", size=(36, 24)), rng))]
-    plants["odd_aspect_ratio"] = [add("train/beach", _jpeg(fresh("beach", size=(320, 72)), rng))]
-    grainy = np.asarray(fresh("city"), dtype=float)
+    plants["exif_orientation"] = [add("train/beach", _jpeg(make_scene(rng, "beach"), rng, exif=exif))]
+    plants["odd_size"] = [add("train/city", _jpeg(make_scene(rng, "city", size=(36, 24)), rng))]
+    plants["odd_aspect_ratio"] = [add("train/beach", _jpeg(make_scene(rng, "beach", size=(320, 72)), rng))]
+    grainy = np.asarray(make_scene(rng, "city"), dtype=float)
     grainy += rng.normal(0, 40, grainy.shape)  # independent per pixel and channel, like high-ISO sensor noise
     # Full-resolution colour (4:4:4): 4:2:0 would average the colour noise over 2x2 pixels.
     noisy = _jpeg(Image.fromarray(np.clip(grainy, 0, 255).astype(np.uint8)), rng, subsampling=0)
     plants["noisy"] = [add("train/city", noisy)]
-    flat = np.asarray(fresh("forest"), dtype=float)
+    flat = np.asarray(make_scene(rng, "forest"), dtype=float)
     flat = flat.mean(axis=(0, 1)) + (flat - flat.mean(axis=(0, 1))) * 0.12  # haze: a tenth of the tonal range
     plants["low_contrast"] = [add("train/forest", _jpeg(Image.fromarray(flat.astype(np.uint8)), rng))]
     blank = np.full((240, 280, 3), _jitter(rng, (110, 115, 120), 10)) + rng.normal(0, 1.0, (240, 280, 1))
     plants["low_information"] = [add("val/city", _jpeg(Image.fromarray(np.clip(blank, 0, 255).astype(np.uint8)), rng))]
     buf = io.BytesIO()
-    fresh("beach").save(buf, "JPEG", quality=8)
+    make_scene(rng, "beach").save(buf, "JPEG", quality=8)
     plants["jpeg_artifacts"] = [add("train/beach", buf.getvalue())]
-    plants["grayscale_as_rgb"] = [add("train/city", _jpeg(fresh("city").convert("L").convert("RGB"), rng))]
+    plants["grayscale_as_rgb"] = [add("train/city", _jpeg(make_scene(rng, "city").convert("L").convert("RGB"), rng))]
     src = ("train/beach", 11)
     plants["conflicting_labels"] = [src, add("train/forest", folders[src[0]][src[1]])]
 

@@ -221,7 +221,8 @@ class RareClasses(Check):
         rare = []
         for scope, counts in scopes.items():
             present = counts[counts > 0]
-            threshold = max(float(self.params["min_count"]), float(self.params["median_fraction"]) * float(present.median()))
+            threshold = max(float(self.params["min_count"]),
+                            float(self.params["median_fraction"]) * float(present.median()))
             thresholds[scope] = threshold
             for cls, n in present[present < threshold].items():
                 rare.append({"class": str(cls), "scope": scope, "count": int(n), "threshold": round(threshold, 4)})
@@ -239,14 +240,15 @@ class RareClasses(Check):
             return []
         flagged = list(scores.index[flags.to_numpy()])
         names = sorted({r["class"] for r in rare}, key=_natural_key)
-        where = "; ".join(f"{r['class']!r} has {r['count']} {'overall' if r['scope'] == OVERALL else 'in ' + r['scope']}"
-                          f" (< {r['threshold']:g})" for r in rare)
+        where = "; ".join(f"{r['class']!r} has {r['count']} "
+                          f"{'overall' if r['scope'] == OVERALL else 'in ' + r['scope']} (< {r['threshold']:g})"
+                          for r in rare)
         return [self.finding(
             issue="rare_classes",
             message=f"{len(names)} class(es) have too few {table.unit}: {where}.",
             samples=flagged, scores=scores.dropna(),
-            evidence={"rare": rare, "rare_classes": names, "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
-                      "unit": table.unit},
+            evidence={"rare": rare, "rare_classes": names, "unit": table.unit,
+                      "thresholds": {k: round(v, 4) for k, v in thresholds.items()}},
         )]
 
 
@@ -297,11 +299,13 @@ class MissingClassInSplit(Check):
         errors = [m for m in missing if m["severity"] == Severity.ERROR.value]
         # An explicit severity from the user's config wins over the per-case one.
         severity = self.severity if "severity" in vars(self) else (Severity.ERROR if errors else Severity.WARNING)
-        parts = [f"class {m['class']!r} is in {', '.join(m['present_in'])} but not in {m['missing_from']}" for m in missing]
+        parts = [f"class {m['class']!r} is in {', '.join(m['present_in'])} but not in {m['missing_from']}"
+                 for m in missing]
         return [self.finding(
             issue="missing_class_in_split", severity=severity,
             message=(f"{len(missing)} class/split gap(s)"
-                     + (f", {len(errors)} of them in the training split" if errors else "") + ": " + "; ".join(parts) + "."),
+                     + (f", {len(errors)} of them in the training split" if errors else "")
+                     + ": " + "; ".join(parts) + "."),
             samples=list(scores.index[flags.to_numpy()]), scores=scores.dropna(),
             evidence={"missing": missing, "unit": table.unit},
         )]
@@ -375,6 +379,7 @@ class SplitLabelShift(Check):
                      f"{worst['tvd']:.3f}."),
             evidence={"p_value": float(test.pvalue), "chi2": float(test.statistic), "dof": int(test.dof),
                       "pairs": pairs,
-                      "distributions": {str(s): {str(c): round(float(v), 6) for c, v in dist[s].items()} for s in dist.columns},
+                      "distributions": {str(s): {str(c): round(float(v), 6) for c, v in dist[s].items()}
+                                        for s in dist.columns},
                       "unit": table.unit},
         )]
