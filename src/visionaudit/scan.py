@@ -82,5 +82,6 @@ def scan(
         "group_columns": groups,
         "check_seconds": timings,
     }
-    return Result(findings=findings, issues=ctx.issues_frame(), features=ctx.features.drop(columns=["tiny"]),
+    features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
+    return Result(findings=findings, issues=ctx.issues_frame(), features=features,
                   dataset_summary=dataset.summary(), run_info=run_info)

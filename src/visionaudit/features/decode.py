@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from . import hashing, properties
 
 #: Bumped whenever the meaning of a cached feature changes, so stale cache rows are recomputed.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 #: Long side (pixels) the analysis works at; JPEG decoding is asked for at least this size.
 WORK_SIZE = 128
 #: Images with more pixels than this are not decoded (decompression-bomb guard); Pillow's own limit x2.
@@ -37,7 +37,7 @@ COLUMNS: dict[str, Any] = {
     "exif_orientation": 0, "has_alpha": False, "bit_depth": 8, "jpeg_quality": np.nan, "missing_eoi": False,
     "brightness": np.nan, "contrast": np.nan, "dynamic_range": np.nan, "dark_fraction": np.nan,
     "bright_fraction": np.nan, "entropy": np.nan, "sharpness": np.nan, "noise": np.nan,
-    "channel_spread": np.nan, "phash": 0, "dhash": 0, "tiny": b"",
+    "channel_spread": np.nan, "phash": 0, "dhash": 0, "tiny": b"", "thumb": b"",
 }
 
 
@@ -155,7 +155,8 @@ def measure_bytes(data: bytes, ext_format: str | None = None, max_pixels: int = 
     stats.update(properties.sharpness_and_noise(gray))
     stats["channel_spread"] = properties.channel_spread(np.asarray(im)) if im.mode == "RGB" else 0.0
     g32 = np.asarray(gray_im.resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
-    return _row(**header, **stats, phash=hashing.phash(g32), dhash=hashing.dhash(g32), tiny=hashing.tiny(g32))
+    return _row(**header, **stats, phash=hashing.phash(g32), dhash=hashing.dhash(g32), tiny=hashing.tiny(g32),
+                thumb=hashing.thumb(g32))
 
 
 def open_for_display(path: str, size: int, exif_transpose: bool = False) -> Image.Image | None:

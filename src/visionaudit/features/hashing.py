@@ -11,6 +11,7 @@ from scipy.fft import dctn
 
 HASH_BITS = 64
 TINY_SIDE = 16
+THUMB_SIDE = 32
 _BIT_WEIGHTS = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
@@ -37,6 +38,17 @@ def tiny(gray32: np.ndarray) -> bytes:
     """A 16x16 uint8 grayscale thumbnail (box-downsampled): the input of the builtin embedding."""
     t = gray32.reshape(TINY_SIDE, 2, TINY_SIDE, 2).mean(axis=(1, 3))
     return np.clip(t + 0.5, 0, 255).astype(np.uint8).tobytes()
+
+
+def thumb(gray32: np.ndarray) -> bytes:
+    """The 32x32 uint8 grayscale thumbnail itself: enough detail to re-crop it when matching
+    near-duplicate crops, and to tell apart small images (digits) that agree at 16x16."""
+    return (gray32 + 0.5).astype(np.uint8).tobytes()
+
+
+def thumb_matrix(thumbs: list[bytes]) -> np.ndarray:
+    """Stack ``thumb`` byte strings into an (n, 32, 32) uint8 array."""
+    return np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
 
 
 def tiny_matrix(tinies: list[bytes] | np.ndarray) -> np.ndarray:

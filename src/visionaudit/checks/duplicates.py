@@ -1,0 +1,368 @@
+"""Duplicates: the same picture stored more than once, exactly or after edits.
+
+All three checks (and the split-leakage checks) read one :class:`DuplicateIndex`, computed once per
+run by :func:`duplicate_index` from fingerprints the decode pass already made (``content_hash``,
+``phash``, the 16x16 ``tiny`` and 32x32 ``thumb`` grayscale thumbnails), never from files:
+
+1. Candidate pairs, never all pairs: files with the same bytes; pHashes within Hamming distance 7,
+   found by banding (8 bands: such pairs always share one; re-encoded, resized and brightened
+   copies of COCO128 images differ by at most 6 bits); and the nearest neighbours (:func:`~visionaudit.
+   neighbours.knn`, exact below 50,000 images, approximate above) of three views of each image
+   (whole, and centre crops of 5% and 10% per side) among the whole views of all images, so a
+   cropped copy meets its original.
+2. Exact duplicates: same bytes, or same width and height and 16x16 thumbnails that differ by at
+   most ``max_mean_difference`` (6) gray levels on average, ``max_difference`` (40) at any pixel
+   and ``max_mean_shift`` (2) in mean level. Why these: the same pixels saved as PNG and as JPEG
+   differ by up to 3.9 on average, 25 at a pixel and 1.6 in mean on COCO128, only because JPEGs
+   are decoded at reduced size in DCT draft mode and PNGs by pixel averaging; distinct same-size
+   photos are 25+ apart on average, and distinct MNIST digits that are close on average (thin '1's)
+   differ by 53+ at some pixel. Re-encoding at the same size with JPEG quality >= 30 stays within
+   0.6 on average, so such files are exact duplicates too: the same pixels up to compression noise.
+   A brightness change of 5% shifts the mean by 1.7 to 11 levels, and is near, not exact, unless
+   the image is very dark; changes under about 2% count as exact.
+3. Near duplicates: structural similarity = cosine of the edge vectors
+   (:func:`~visionaudit.features.embedders.structure_vectors`) of 16x16 views, maximised over crop
+   windows of one image matched against the other whole (centred crops of 1..13% per side, and
+   every combination of 0, 5 or 10% on each side). Edges ignore brightness and contrast. On
+   COCO128, resized (0.5x, 0.75x), re-encoded (JPEG q30..q100), brightened (x0.7, x1.3) and
+   centre-cropped (3..10% per side) copies score at least 0.909; distinct photos at most 0.65.
+   A pair is near-duplicate when its similarity is at least ``similarity`` (0.90) and it stands
+   out from both images' surroundings: 1 - s <= ``contrast`` (0.5) x (1 - r), where r is the
+   image's highest similarity to a neighbour below ``similarity``. In photo collections r is about
+   0.5 and only the 0.90 floor applies; in collections of look-alike images (MNIST digits) the
+   effective threshold rises towards 0.95, which cut false positives on 2,000 distinct MNIST
+   digits from 210 images to the figure stated in tests/test_duplicates.py.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..context import Context
+from ..features.embedders import structure_vectors
+from ..features.hashing import THUMB_SIDE, TINY_SIDE, hamming, thumb_matrix, tiny_matrix
+from ..findings import Finding, Severity
+from ..neighbours import hash_band_pairs, knn, knn_pairs, pair_groups, unique_pairs
+from .base import Check
+
+#: Crop fractions (top, bottom, left, right) of the views compared when matching two images.
+WINDOWS: list[tuple[float, float, float, float]] = list(dict.fromkeys(
+    [(f, f, f, f) for f in (round(0.01 * k, 2) for k in range(14))]
+    + list(itertools.product((0.0, 0.05, 0.1), repeat=4))))
+#: Views of each image used as queries when generating candidates: whole, 5% and 10% centre crops,
+#: and 10% off one side.
+QUERY_WINDOWS = [(0.0, 0.0, 0.0, 0.0), (0.05, 0.05, 0.05, 0.05), (0.1, 0.1, 0.1, 0.1),
+                 (0.1, 0.0, 0.0, 0.0), (0.0, 0.1, 0.0, 0.0), (0.0, 0.0, 0.1, 0.0), (0.0, 0.0, 0.0, 0.1)]
+#: Neighbours fetched per query view, and the pHash bands (pairs within Hamming distance 7 share one).
+CANDIDATE_NEIGHBOURS = 6
+PHASH_BANDS = 8
+#: A pHash band value shared by more images than this is skipped: degenerate hashes (MNIST digits
+#: share bands by the hundred) would otherwise make banding quadratic; the kNN views still cover them.
+MAX_BUCKET = 64
+#: Candidate-search vectors are projected on this many principal components (search only).
+SEARCH_DIMS = 64
+#: Pairs whose similarity over the query views is this far below what they need are not refined.
+REFINE_MARGIN = 0.1
+_VIEW = TINY_SIDE
+
+NEAR_DEFAULTS = {"similarity": 0.90, "contrast": 0.33}
+EXACT_DEFAULTS = {"max_mean_difference": 6.0, "max_difference": 40.0, "max_mean_shift": 2.0}
+
+
+def _area_matrix(lo: float, hi: float, n_in: int = THUMB_SIDE, n_out: int = _VIEW) -> np.ndarray:
+    """(n_out, n_in) weights averaging the input over each output pixel's share of [lo, hi)."""
+    edges = np.linspace(lo * n_in, hi * n_in, n_out + 1)
+    left, right = edges[:-1, None], edges[1:, None]
+    j = np.arange(n_in)[None, :]
+    w = np.clip(np.minimum(right, j + 1) - np.maximum(left, j), 0.0, None)
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def view_vectors(thumbs: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
+    """Structure vectors of the ``window`` (top, bottom, left, right crop fractions) of each
+    (n, 32, 32) thumbnail, resampled to 16x16 by area averaging."""
+    top, bottom, left, right = window
+    rows = _area_matrix(top, 1.0 - bottom)
+    cols = _area_matrix(left, 1.0 - right)
+    views = rows @ thumbs.astype(np.float32) @ cols.T
+    return structure_vectors(views)
+
+
+@dataclass
+class DuplicateIndex:
+    """Duplicate pairs among the decoded samples, shared by the duplicate and leakage checks.
+
+    Row numbers index ``ids`` (the decoded samples). ``exact_pairs`` are exact duplicates;
+    ``near_pairs`` near duplicates that are not exact (nor in one exact group), with their
+    ``near_similarity``; ``best_similarity`` is each sample's highest similarity to any candidate.
+    """
+
+    ids: pd.Index
+    exact_pairs: np.ndarray
+    near_pairs: np.ndarray
+    near_similarity: np.ndarray
+    best_similarity: np.ndarray
+    candidates: int
+
+    def exact_groups(self) -> list[np.ndarray]:
+        return pair_groups(len(self.ids), self.exact_pairs)
+
+    def near_groups(self) -> list[np.ndarray]:
+        return pair_groups(len(self.ids), self.near_pairs)
+
+    def weakest_link(self, group: np.ndarray) -> float:
+        """Lowest similarity among the near pairs inside ``group``."""
+        inside = np.isin(self.near_pairs, group).all(axis=1)
+        return float(self.near_similarity[inside].min())
+
+
+def duplicate_index(ctx: Context, exact: dict[str, float] | None = None, near: dict[str, float] | None = None) -> DuplicateIndex:
+    """The run's :class:`DuplicateIndex` for these thresholds (computed once per distinct setting).
+
+    >>> index = duplicate_index(ctx)                     # doctest: +SKIP
+    >>> [index.ids[g].tolist() for g in index.near_groups()]   # doctest: +SKIP
+    [['train/a.jpg', 'val/a_small.jpg']]
+    """
+    exact = {**EXACT_DEFAULTS, **(exact or {})}
+    near = {**NEAR_DEFAULTS, **(near or {})}
+    key = ("duplicates.index", tuple(sorted(exact.items())), tuple(sorted(near.items())))
+    return ctx.memo(key, lambda: _build_index(ctx.features[ctx.valid.to_numpy()], exact, near))
+
+
+def _candidate_pairs(rows: pd.DataFrame, full: np.ndarray, queries: list[np.ndarray]) -> np.ndarray:
+    n = len(rows)
+    phashes = rows["phash"].to_numpy(np.int64)
+    banded = hash_band_pairs(phashes, bands=PHASH_BANDS, max_bucket=MAX_BUCKET)
+    found = [banded[hamming(phashes[banded[:, 0]], phashes[banded[:, 1]]) < PHASH_BANDS]]
+    codes = pd.factorize(rows["content_hash"])[0]
+    order = np.argsort(codes, kind="stable")
+    same = codes[order][1:] == codes[order][:-1]
+    found.append(np.stack([order[:-1][same], order[1:][same]], axis=1))
+    if n > 1:
+        # Principal components of the whole views: the search needs rank order, not exact values.
+        sample = full[np.random.default_rng(0).permutation(n)[:4096]]
+        centred = sample - sample.mean(0)
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        basis = vectors[:, ::-1][:, :SEARCH_DIMS]
+        index = full @ basis
+        nb = knn(index, min(CANDIDATE_NEIGHBOURS, n), queries=np.vstack([q @ basis for q in queries]), metric="cosine")
+        found.append(knn_pairs(nb, np.tile(np.arange(n), len(queries))))
+    return unique_pairs(np.concatenate(found), n)
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """a[i[p]] . b[j[p]] for every p, in chunks so the gathered rows stay small."""
+    out = np.empty(len(i), np.float32)
+    for start in range(0, len(i), chunk):
+        sl = slice(start, start + chunk)
+        out[sl] = np.einsum("ij,ij->i", a[i[sl]], b[j[sl]])
+    return out
+
+
+def _match(whole: np.ndarray, view: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Similarity of a cropped view of either image to the other image whole."""
+    return np.maximum(_rowdot(view, whole, i, j), _rowdot(whole, view, i, j))
+
+
+def _needed(sim: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, near: dict[str, float]) -> np.ndarray:
+    """The similarity each pair needs: each image's most similar neighbour below ``similarity``
+    (r) sets how far a duplicate must stand out from it, 1 - s <= contrast * (1 - r)."""
+    below = np.where(sim < near["similarity"], sim, -1.0)
+    nearest_other = np.full(n, -1.0, np.float32)
+    np.maximum.at(nearest_other, i, below)
+    np.maximum.at(nearest_other, j, below)
+    nearest_other = np.where(nearest_other < 0, near["similarity"], nearest_other)
+    needed = np.maximum(near["similarity"], 1.0 - near["contrast"] * (1.0 - nearest_other))
+    return np.maximum(needed[i], needed[j])
+
+
+def _build_index(rows: pd.DataFrame, exact: dict[str, float], near: dict[str, float]) -> DuplicateIndex:
+    n = len(rows)
+    thumbs = thumb_matrix(rows["thumb"].tolist()) if n else np.zeros((0, THUMB_SIDE, THUMB_SIDE), np.uint8)
+    queries = [view_vectors(thumbs, w) for w in QUERY_WINDOWS]
+    pairs = _candidate_pairs(rows, queries[0], queries) if n > 1 else np.empty((0, 2), np.int64)
+    i, j = pairs[:, 0], pairs[:, 1]
+
+    # Exact: same bytes, or same size and thumbnails equal within decode noise.
+    tiny = tiny_matrix(rows["tiny"].tolist()).astype(np.float32) if n else np.zeros((0, TINY_SIDE ** 2), np.float32)
+    width, height = rows["width"].to_numpy(), rows["height"].to_numpy()
+    diff = tiny[i] - tiny[j]
+    same_bytes = rows["content_hash"].to_numpy()[i] == rows["content_hash"].to_numpy()[j]
+    same_pixels = ((width[i] == width[j]) & (height[i] == height[j])
+                   & (np.abs(diff).mean(axis=1) <= exact["max_mean_difference"])
+                   & (np.abs(diff).max(axis=1, initial=0.0) <= exact["max_difference"])
+                   & (np.abs(diff.mean(axis=1)) <= exact["max_mean_shift"]))
+    is_exact = same_bytes | same_pixels
+    exact_pairs = pairs[is_exact]
+
+    # Near: similarity over the query views first, the full window search only where it can matter.
+    coarse = np.max([_match(queries[0], view, i, j) for view in queries], axis=0) if len(pairs) else np.zeros(0, np.float32)
+    needed = _needed(coarse, i, j, n, near)
+    sim = coarse.copy()
+    refine = (~is_exact) & (coarse >= needed - REFINE_MARGIN)
+    if refine.any():
+        involved, local = np.unique(pairs[refine], return_inverse=True)
+        li, lj = local.reshape(-1, 2).T
+        whole = view_vectors(thumbs[involved], WINDOWS[0])
+        best = sim[refine]
+        for window in WINDOWS[1:]:
+            best = np.maximum(best, _match(whole, view_vectors(thumbs[involved], window), li, lj))
+        sim[refine] = best
+    sim = np.clip(sim, 0.0, 1.0)
+    is_near = (~is_exact) & (sim >= needed)
+
+    # Near pairs link exact groups through their first member, so a near group holds one image per
+    # exact group and repeats nothing the exact finding already says.
+    rep = np.arange(n)
+    for g in pair_groups(n, exact_pairs):
+        rep[g] = g[np.lexsort((g, -rows["file_size"].to_numpy(float)[g],
+                               -(width[g].astype(float) * height[g].astype(float))))[0]]
+    near_pairs = np.sort(np.stack([rep[i[is_near]], rep[j[is_near]]], axis=1), axis=1)
+    near_sim = sim[is_near]
+    keep = near_pairs[:, 0] != near_pairs[:, 1]
+    near_pairs, near_sim = near_pairs[keep], near_sim[keep]
+    order = np.lexsort((-near_sim, near_pairs[:, 1], near_pairs[:, 0]))
+    near_pairs, near_sim = near_pairs[order], near_sim[order]
+    first = np.ones(len(near_pairs), bool)
+    first[1:] = (near_pairs[1:] != near_pairs[:-1]).any(axis=1)
+
+    best = np.zeros(n, np.float32)
+    linked = ~is_exact
+    np.maximum.at(best, i[linked], sim[linked])
+    np.maximum.at(best, j[linked], sim[linked])
+    return DuplicateIndex(ids=rows.index, exact_pairs=exact_pairs, near_pairs=near_pairs[first],
+                          near_similarity=near_sim[first], best_similarity=best, candidates=len(pairs))
+
+
+def _plain(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def ordered_group(ctx: Context, ids: list[str]) -> list[str]:
+    """Group members with the likely original first: most pixels, then largest file, then dataset order."""
+    f = ctx.features.loc[ids]
+    key = pd.DataFrame({"pixels": -(f["width"].astype(float) * f["height"].astype(float)).to_numpy(),
+                        "size": -f["file_size"].astype(float).to_numpy(),
+                        "pos": ctx.features.index.get_indexer(ids)}, index=ids)
+    return key.sort_values(["pixels", "size", "pos"]).index.tolist()
+
+
+def describe_group(ctx: Context, ids: list[str], kind: str, similarity: float) -> dict[str, Any]:
+    """A finding group: members (original first) with their labels and splits."""
+    members = ordered_group(ctx, ids)
+    f = ctx.features.loc[members]
+    return {"samples": members, "kind": kind, "similarity": round(float(similarity), 4),
+            "labels": [_plain(v) for v in f["label"]], "splits": [_plain(v) for v in f["split"]]}
+
+
+def duplicate_groups(ctx: Context, index: DuplicateIndex) -> list[dict[str, Any]]:
+    """Exact groups then near groups, described (see :func:`describe_group`)."""
+    out = [describe_group(ctx, index.ids[g].tolist(), "exact", 1.0) for g in index.exact_groups()]
+    out += [describe_group(ctx, index.ids[g].tolist(), "near", index.weakest_link(g)) for g in index.near_groups()]
+    return out
+
+
+def _one_file(ctx: Context, ids: list[str]) -> bool:
+    return ctx.features.loc[ids, "path"].nunique() == 1
+
+
+class ExactDuplicates(Check):
+    """Images whose decoded pixels are the same (see the module docstring for the tolerance).
+
+    Rows that list one file twice are left to ``integrity.duplicate_paths``; here the same picture
+    lives in different files (copies, or PNG and JPEG saves of one image).
+    """
+
+    id = "duplicates.exact"
+    family = "duplicates"
+    title = "Exact duplicate images"
+    severity = Severity.WARNING
+    defaults = dict(EXACT_DEFAULTS)
+    why = ("The same image stored twice is trained on twice as often and counted twice in metrics; across "
+           "splits it is test data the model has seen.")
+    fix = ("Keep one file per group (the first listed is the largest) and delete or stop listing the others.")
+
+    def run(self, ctx: Context) -> list[Finding]:
+        index = duplicate_index(ctx, exact=self.params)
+        groups = [describe_group(ctx, index.ids[g].tolist(), "exact", 1.0) for g in index.exact_groups()]
+        groups = [g for g in groups if not _one_file(ctx, g["samples"])]
+        flagged = [s for g in groups for s in g["samples"]]
+        hit = pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids)
+        ctx.add_scores("exact_duplicates", (~hit).astype(float), hit)
+        if not groups:
+            return []
+        extra = len(flagged) - len(groups)
+        return [self.finding(
+            issue="exact_duplicates", samples=flagged, scores={s: 0.0 for s in flagged}, groups=groups,
+            message=f"{len(groups)} group(s) of identical images ({len(flagged)} images, {extra} redundant).",
+            evidence={"groups": len(groups), "images": len(flagged), "redundant": extra})]
+
+
+class NearDuplicates(Check):
+    """Images that are edited copies of each other: resized, re-encoded, slightly cropped or
+    brightened (see the module docstring for the similarity and its threshold)."""
+
+    id = "duplicates.near"
+    family = "duplicates"
+    title = "Near-duplicate images"
+    severity = Severity.WARNING
+    defaults = dict(NEAR_DEFAULTS)
+    why = ("Edited copies (resized, re-compressed, cropped, brightened) weigh the same scene several times in "
+           "training, and when they sit in different splits the test set measures memory, not generalisation.")
+    fix = ("Keep one image per group (the first listed is the largest), or make sure a whole group stays in one "
+           "split; raise `similarity` if the groups hold look-alike but distinct images.")
+
+    def run(self, ctx: Context) -> list[Finding]:
+        index = duplicate_index(ctx, near=self.params)
+        scores = pd.Series(1.0 - index.best_similarity.astype(float), index=index.ids)
+        groups = [describe_group(ctx, index.ids[g].tolist(), "near", index.weakest_link(g))
+                  for g in index.near_groups()]
+        flagged = [s for g in groups for s in g["samples"]]
+        ctx.add_scores("near_duplicates", scores, pd.Series(True, index=flagged, dtype=bool))
+        if not groups:
+            return []
+        return [self.finding(
+            issue="near_duplicates", samples=flagged, scores=scores, groups=groups,
+            message=f"{len(groups)} group(s) of near-duplicate images ({len(flagged)} images).",
+            evidence={"groups": len(groups), "images": len(flagged), "pairs": int(len(index.near_pairs)),
+                      "candidate_pairs": index.candidates})]
+
+
+class ConflictingDuplicateLabels(Check):
+    """Exact or near duplicates whose labels differ.
+
+    Severity error: one picture cannot be two classes in a single-label dataset, so at least one of
+    the labels is wrong, and the model is taught both answers. Near duplicates count too because at
+    the default threshold a near pair shows the same scene; on 2,000 distinct MNIST digits the near
+    pairs found all share their label (see tests/test_duplicates.py), so an error here is a real
+    disagreement, not a look-alike.
+    """
+
+    id = "duplicates.conflicting_labels"
+    family = "duplicates"
+    title = "Duplicates with different labels"
+    severity = Severity.ERROR
+    defaults = {**EXACT_DEFAULTS, **NEAR_DEFAULTS}
+    why = ("Copies of one image with different labels are label noise by construction: the model is trained "
+           "towards two answers for the same input, and evaluation counts one of them as wrong whatever it says.")
+    fix = ("Decide the right label for each group and relabel (or drop) the others; the groups list every copy "
+           "with its label.")
+
+    def run(self, ctx: Context) -> list[Finding]:
+        index = duplicate_index(ctx, exact={k: self.params[k] for k in EXACT_DEFAULTS},
+                                near={k: self.params[k] for k in NEAR_DEFAULTS})
+        groups = [g for g in duplicate_groups(ctx, index)
+                  if len({label for label in g["labels"] if label is not None}) > 1]
+        flagged = list(dict.fromkeys(s for g in groups for s in g["samples"]))
+        hit = pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids)
+        ctx.add_scores("conflicting_duplicate_labels", (~hit).astype(float), hit)
+        if not groups:
+            return []
+        return [self.finding(
+            issue="conflicting_duplicate_labels", samples=flagged, scores={s: 0.0 for s in flagged}, groups=groups,
+            message=f"{len(groups)} group(s) of duplicate images carry different labels ({len(flagged)} images).",
+            evidence={"groups": len(groups), "images": len(flagged)})]
