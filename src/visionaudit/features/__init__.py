@@ -1,15 +1,18 @@
 """Per-image features: one decode per image per run, in a worker pool, cached by file content."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..engine import map_chunks
+from . import decode, hashing, properties
 from .cache import FeatureCache, default_cache_dir
 from .decode import COLUMNS, DEFAULT_MAX_PIXELS, FEATURE_VERSION, WORK_SIZE, content_hash, ext_format, measure_bytes, read_file
 
@@ -76,11 +79,19 @@ def _file_stamp(path: str) -> tuple[int, int, int] | None:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+@functools.cache
+def _code_digest() -> str:
+    """Digest of the column names and of the code that computes them: editing how a feature is
+    measured starts a new cache even if FEATURE_VERSION was not bumped."""
+    h = hashlib.blake2b(",".join(COLUMNS).encode(), digest_size=6)
+    for module in (decode, properties, hashing):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()
+
+
 def _cache_key(work_size: int, max_pixels: int) -> str:
-    """Names the cache folder: rows computed with another feature version, column set or decode
-    settings are never mixed in."""
-    columns = hashlib.blake2b(",".join(COLUMNS).encode(), digest_size=4).hexdigest()
-    return f"v{FEATURE_VERSION}-c{columns}-w{work_size}-m{max_pixels}"
+    """Names the cache folder: rows computed by other code or decode settings are never mixed in."""
+    return f"v{FEATURE_VERSION}-{_code_digest()}-w{work_size}-m{max_pixels}"
 
 
 def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
