@@ -140,6 +140,8 @@ def test_false_positive_rate_on_2000_distinct_mnist_digits(tmp_path):
     flagged = by_issue["near_duplicates"].samples
     assert len(flagged) == 51
     assert {s.split("/")[0] for s in flagged} == {"1"}
+    (floor_only,) = NearDuplicates(contrast=1.0).run(ctx)
+    assert len(floor_only.samples) == 261
 
 
 def test_mnist_copies_are_found_among_look_alikes(tmp_path):
@@ -189,3 +191,17 @@ def test_thresholds_are_settings(injected, tmp_path):
     assert all(f.thresholds["similarity"] == 0.999 for f in findings)
     with pytest.raises(ValueError, match="similarity_threshold"):
         NearDuplicates(similarity_threshold=0.5)
+
+
+def test_tiny_and_broken_collections(tmp_path):
+    """One decodable image among broken files: nothing to pair, no finding, no crash."""
+    root = _mk(tmp_path / "few")
+    shutil.copyfile(coco_images("val2017")[0], root / "only.jpg")
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.png").write_text("not an image")
+    ctx, findings = run_checks(root, tmp_path / "cache", ExactDuplicates(), NearDuplicates(),
+                               ConflictingDuplicateLabels())
+    assert findings == []
+    index = duplicate_index(ctx)
+    assert list(index.ids) == ["only.jpg"] and index.candidates == 0
+    assert ctx.issues_frame().loc["only.jpg", "near_duplicates_score"] == 1.0

@@ -1,9 +1,10 @@
 """The one nearest-neighbour search, hash banding and pair clustering every check reuses.
 
 - :func:`knn`: k nearest neighbours of each row (or of separate query rows). Exact, by blocked
-  matrix products with bounded memory, while the number of indexed vectors is at most
-  :data:`EXACT_LIMIT`; above it an approximate index: ``hnswlib`` when installed (the ``ann``
-  extra), else a random-projection forest written in numpy. Same signature, same output.
+  matrix products with bounded memory, while queries x indexed rows is at most
+  :data:`EXACT_LIMIT` squared (a self-search of up to 20,000 rows); above it an approximate index:
+  ``hnswlib`` when installed (the ``ann`` extra), else a random-projection forest written in
+  numpy. Same signature, same output.
 - :func:`hash_band_pairs`: candidate pairs of 64-bit hashes that agree on at least one band, so
   pairs within a small Hamming distance are found without comparing all pairs.
 - :func:`pair_groups`: connected components of a set of pairs (duplicate clusters).
@@ -18,8 +19,9 @@ from scipy.sparse.csgraph import connected_components
 
 from .errors import ArgumentError
 
-#: Up to this many indexed vectors, :func:`knn` is exact (about 10 s for 50,000 x 50,000 x 64 on two cores).
-EXACT_LIMIT = 50_000
+#: :func:`knn` is exact while queries x indexed rows <= EXACT_LIMIT ** 2: a 20,000-row self-search
+#: takes about 5 s on two cores, and the cost grows with the square of the rows.
+EXACT_LIMIT = 20_000
 #: Memory the exact search may use for one block of query-to-index distances.
 BLOCK_BYTES = 64 * 2**20
 METRICS = ("euclidean", "cosine")
@@ -52,8 +54,8 @@ def knn(
     """The ``k`` nearest rows of ``data`` to each row of ``queries`` (default: to each row of
     ``data`` itself, excluding the row itself).
 
-    ``method="auto"`` searches exactly while ``len(data) <= EXACT_LIMIT`` and approximately above
-    it (hnswlib if installed, else a random-projection forest); ``"exact"``, ``"hnsw"`` and
+    ``method="auto"`` searches exactly while ``len(queries) * len(data) <= EXACT_LIMIT ** 2`` and
+    approximately above it (hnswlib if installed, else a random-projection forest); ``"exact"``, ``"hnsw"`` and
     ``"forest"`` force one. ``metric="cosine"`` returns 1 - cosine similarity.
 
     >>> x = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
@@ -78,7 +80,8 @@ def knn(
     n = len(x)
     k_found = min(int(k), n - 1 if self_query else n)
     if method == "auto":
-        method = "exact" if n <= EXACT_LIMIT else ("hnsw" if _hnswlib() is not None else "forest")
+        small = len(q) * n <= EXACT_LIMIT ** 2
+        method = "exact" if small else ("hnsw" if _hnswlib() is not None else "forest")
     if k_found <= 0:
         idx, d2 = np.empty((len(q), 0), np.int64), np.empty((len(q), 0), np.float32)
     elif method == "exact":
@@ -112,11 +115,23 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _top_k(d2: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise k smallest of ``d2`` (ties broken by the candidate's row number, so results are
-    deterministic), with ``cand`` the row numbers behind each column."""
+    """Row-wise k smallest of ``d2`` (overwritten), ties broken by the candidate's row number so
+    results are deterministic, with ``cand`` the row numbers behind each column."""
     if d2.shape[1] > k:
-        part = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        d2 = np.take_along_axis(d2, part, 1)
+        if k <= 16:
+            # k passes of argmin are about ten times faster than one argpartition for small k.
+            rows = np.arange(len(d2))
+            part = np.empty((len(d2), k), np.int64)
+            best = np.empty((len(d2), k), d2.dtype)
+            for col in range(k):
+                pos = d2.argmin(axis=1)
+                part[:, col] = pos
+                best[:, col] = d2[rows, pos]
+                d2[rows, pos] = np.inf
+            d2 = best
+        else:
+            part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+            d2 = np.take_along_axis(d2, part, 1)
         cand = np.take_along_axis(cand, part, 1)
     order = np.lexsort((cand, d2), axis=1)
     return np.take_along_axis(cand, order, 1), np.take_along_axis(d2, order, 1)
@@ -131,11 +146,16 @@ def _exact(x: np.ndarray, q: np.ndarray, k: int, self_query: bool) -> tuple[np.n
     cols = np.broadcast_to(np.arange(n, dtype=np.int64), (min(block, len(q)), n))
     for start in range(0, len(q), block):
         qb = q[start:start + block]
-        d2 = np.einsum("ij,ij->i", qb, qb)[:, None] + x_sq[None, :] - 2.0 * (qb @ x.T)
+        # |q|^2 is the same along a row, so rank on |x|^2 - 2 q.x and add it to the k kept.
+        part = qb @ x.T
+        part *= -2.0
+        part += x_sq[None, :]
         if self_query:
             rows = np.arange(len(qb))
-            d2[rows, start + rows] = np.inf
-        out_i[start:start + len(qb)], out_d[start:start + len(qb)] = _top_k(d2, cols[:len(qb)], k)
+            part[rows, start + rows] = np.inf
+        idx, d = _top_k(part, cols[:len(qb)], k)
+        out_i[start:start + len(qb)] = idx
+        out_d[start:start + len(qb)] = d + np.einsum("ij,ij->i", qb, qb)[:, None]
     return out_i, out_d
 
 
@@ -153,7 +173,7 @@ def _hnsw(x: np.ndarray, q: np.ndarray, k: int, self_query: bool, seed: int) -> 
         raise ArgumentError("method", "hnsw", "'auto', 'exact' or 'forest' (hnswlib is not installed: "
                             "pip install 'visionaudit[ann]')")
     index = hnswlib.Index(space="l2", dim=x.shape[1])
-    index.init_index(max_elements=len(x), ef_construction=200, M=16, random_seed=seed)
+    index.init_index(max_elements=len(x), ef_construction=100, M=16, random_seed=seed)
     index.add_items(x, np.arange(len(x)))
     want = k + 1 if self_query else k
     index.set_ef(max(64, 2 * want))
