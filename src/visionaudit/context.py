@@ -17,7 +17,8 @@ class Context:
     Checks never open files. They read ``ctx.dataset`` (the samples table), ``ctx.features`` (one
     row per sample: the sample columns joined with the per-image features of its file) and
     ``ctx.valid`` (samples whose image decoded), and ask for derived things such as
-    ``ctx.embeddings`` or ``ctx.near_duplicate_pairs()``, computed on first use.
+    ``features.embedders.embeddings(ctx)`` or ``checks.duplicates.duplicate_index(ctx)``, computed
+    on first use and kept with :meth:`memo`.
     """
 
     def __init__(self, dataset: Dataset, *, settings: dict[str, Any] | None = None,

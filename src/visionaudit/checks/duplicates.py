@@ -94,7 +94,7 @@ def view_vectors(thumbs: np.ndarray, window: tuple[float, float, float, float]) 
     top, bottom, left, right = window
     rows = _area_matrix(top, 1.0 - bottom)
     cols = _area_matrix(left, 1.0 - right)
-    views = rows @ thumbs.astype(np.float32) @ cols.T
+    views = rows @ (thumbs if thumbs.dtype == np.float32 else thumbs.astype(np.float32)) @ cols.T
     return structure_vectors(views)
 
 
@@ -208,7 +208,7 @@ def _needed(sim: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, near: dict[st
 
 def _build_index(rows: pd.DataFrame, exact: dict[str, float], near: dict[str, float]) -> DuplicateIndex:
     n = len(rows)
-    thumbs = thumb_matrix(rows["thumb"].tolist()) if n else np.zeros((0, THUMB_SIDE, THUMB_SIDE), np.uint8)
+    thumbs = (thumb_matrix(rows["thumb"].tolist()) if n else np.zeros((0, THUMB_SIDE, THUMB_SIDE))).astype(np.float32)
     queries = [view_vectors(thumbs, w) for w in QUERY_WINDOWS]
     pairs = _candidate_pairs(rows, queries[0], queries) if n > 1 else np.empty((0, 2), np.int64)
     i, j = pairs[:, 0], pairs[:, 1]
@@ -230,10 +230,11 @@ def _build_index(rows: pd.DataFrame, exact: dict[str, float], near: dict[str, fl
     if refine.any():
         involved, local = np.unique(pairs[refine], return_inverse=True)
         li, lj = local.reshape(-1, 2).T
-        whole = view_vectors(thumbs[involved], WINDOWS[0])
+        sub = thumbs[involved]
+        whole = view_vectors(sub, WINDOWS[0])
         best = sim[refine]
         for window in WINDOWS[1:]:
-            best = np.maximum(best, _match([whole, view_vectors(thumbs[involved], window)], li, lj))
+            best = np.maximum(best, _match([whole, view_vectors(sub, window)], li, lj))
         sim[refine] = best
     sim = np.clip(sim, 0.0, 1.0)
     is_near = (~is_exact) & (sim >= needed)
