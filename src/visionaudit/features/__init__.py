@@ -56,8 +56,9 @@ def _measure_chunk(paths: Sequence[str]) -> list[dict[str, Any]]:
 class FeatureRun:
     """Per-file features (one row per distinct path) and how they were obtained.
 
-    ``decoded`` counts files read and measured in this run; ``from_cache`` counts files whose row
-    came from the cache (unchanged files, and files whose content was seen before under any path).
+    ``decoded`` counts paths measured in this run (a missing or undecodable file included: its row
+    says why); ``from_cache`` counts paths whose row came from the cache (unchanged files, and files
+    whose content was seen before under any path).
     """
 
     table: pd.DataFrame
