@@ -4,13 +4,16 @@ from __future__ import annotations
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
-from .integrity import DecodeErrors
+from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
 from .leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
 from .manifest import DuplicatePaths
 from .outliers import Outliers
+from .quality import (Blurry, Dark, GrayscaleAsRgb, JpegArtifacts, LowContrast, LowInformation, Noisy,
+                      OddAspectRatio, OddSize, Overexposed)
 
 REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
-    DecodeErrors,
+    DecodeErrors, WrongExtension, ExifRotation, ImageModes,
+    Blurry, Dark, Overexposed, LowContrast, LowInformation, Noisy, JpegArtifacts, GrayscaleAsRgb, OddSize, OddAspectRatio,
     DuplicatePaths,
     ClassCounts, ClassImbalance, RareClasses, MissingClassInSplit, SplitLabelShift,
     ExactDuplicates, NearDuplicates, ConflictingDuplicateLabels, ExactSplitLeakage, NearSplitLeakage, GroupLeakage,

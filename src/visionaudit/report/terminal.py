@@ -23,5 +23,5 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     for col in ("severity", "check", "issue", "count", "message"):
         table.add_column(col, overflow="fold")
     for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.check, f.issue)):
-        table.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.check, f.issue, str(f.count), f.message)
+        table.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.check, f.issue, str(f.count) if f.count else "–", f.message)
     console.print(table)
