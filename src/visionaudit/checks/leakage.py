@@ -95,7 +95,7 @@ class NearSplitLeakage(Check):
     """Near duplicates (edited copies) in more than one split.
 
     Severity warning, where exact leakage is an error: a near match is a judgement on 16x16
-    fingerprints with a measured false-positive rate on collections of look-alike images (2.5% of
+    fingerprints with a measured false-positive rate on collections of look-alike images (2.75% of
     distinct MNIST digits, all '1's drawn alike; none on COCO128 photos), so it should not fail a
     build on its own. Where matches are trusted, set ``severity: error`` for this check.
     """
