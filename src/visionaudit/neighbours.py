@@ -257,9 +257,9 @@ def _forest(x: np.ndarray, q: np.ndarray, k: int, self_query: bool, rng: np.rand
         x_bounds = np.searchsorted(leaf_x[by_leaf_x], np.arange((1 << depth) + 1))
         by_leaf_q = np.argsort(leaf_q, kind="stable")
         q_bounds = np.searchsorted(leaf_q[by_leaf_q], np.arange((1 << depth) + 1))
-        width = int(np.max(np.diff(x_bounds)))
-        cand_i = np.full((m, width), -1, np.int64)
-        cand_d = np.full((m, width), np.inf, np.float32)
+        # Each leaf keeps only its k best per query, so merging across trees stays (m, 2k).
+        cand_i = np.full((m, k), -1, np.int64)
+        cand_d = np.full((m, k), np.inf, np.float32)
         for leaf in range(1 << depth):
             members = by_leaf_x[x_bounds[leaf]:x_bounds[leaf + 1]]
             rows = by_leaf_q[q_bounds[leaf]:q_bounds[leaf + 1]]
@@ -269,8 +269,10 @@ def _forest(x: np.ndarray, q: np.ndarray, k: int, self_query: bool, rng: np.rand
             d2 = np.einsum("ij,ij->i", qb, qb)[:, None] + x_sq[members][None, :] - 2.0 * (qb @ x[members].T)
             if self_query:
                 d2[rows[:, None] == members[None, :]] = np.inf
-            cand_i[rows, :len(members)] = members
-            cand_d[rows, :len(members)] = d2
+            kept = min(k, len(members))
+            leaf_i, leaf_d = _top_k(d2, np.broadcast_to(members, d2.shape), kept)
+            cand_i[rows, :kept] = np.where(np.isinf(leaf_d), -1, leaf_i)    # never the query itself
+            cand_d[rows, :kept] = leaf_d
         best_i, best_d = _merge(best_i, best_d, cand_i, cand_d, k)
     return best_i, best_d
 
