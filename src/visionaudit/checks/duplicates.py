@@ -385,7 +385,8 @@ class NearDuplicates(Check):
 
 
 class ConflictingDuplicateLabels(Check):
-    """Exact or near duplicates whose labels differ.
+    """Exact or near duplicates whose labels differ (one file listed twice with two labels is
+    ``integrity.duplicate_paths``' finding).
 
     Severity error: one picture cannot be two classes in a single-label dataset, so at least one of
     the labels is wrong, and the model is taught both answers. Near duplicates count too because at
@@ -408,7 +409,8 @@ class ConflictingDuplicateLabels(Check):
         index = duplicate_index(ctx, exact={k: self.params[k] for k in EXACT_DEFAULTS},
                                 near={k: self.params[k] for k in NEAR_DEFAULTS})
         groups = [g for g in duplicate_groups(ctx, index)
-                  if len({label for label in g["labels"] if label is not None}) > 1]
+                  if len({label for label in g["labels"] if label is not None}) > 1
+                  and not _one_file(ctx, g["samples"])]
         flagged = list(dict.fromkeys(s for g in groups for s in g["samples"]))
         hit = pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids)
         ctx.add_scores("conflicting_duplicate_labels", (~hit).astype(float), hit)

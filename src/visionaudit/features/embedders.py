@@ -99,7 +99,8 @@ class BuiltinEmbedder(Embedder):
 
     def embed(self, features: pd.DataFrame) -> np.ndarray:
         tiny = features["tiny"].tolist()
-        bad = [i for i, t in zip(features.index, tiny) if not isinstance(t, (bytes, bytearray)) or len(t) != TINY_SIDE ** 2]
+        bad = [i for i, t in zip(features.index, tiny)
+               if not isinstance(t, (bytes, bytearray)) or len(t) != TINY_SIDE ** 2]
         if bad:
             raise ArgumentError("features", f"rows without a decoded thumbnail (e.g. {bad[0]!r})",
                                 "rows of images that decoded (ctx.valid)")
