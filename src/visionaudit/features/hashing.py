@@ -7,6 +7,7 @@ lowest frequencies of a 32x32 DCT, thresholded at their median.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 HASH_BITS = 64
 TINY_SIDE = 16
@@ -56,20 +57,16 @@ def dhash(gray32: np.ndarray) -> int:
     return _bits_to_int(sums[:, 1:] * _COLS9_SIZE[:-1] > sums[:, :-1] * _COLS9_SIZE[1:])
 
 
-def tiny(gray32: np.ndarray) -> bytes:
-    """A 16x16 uint8 grayscale thumbnail (box-downsampled): the input of the builtin embedding."""
-    g = gray32.astype(np.float32, copy=False)    # uint8 input would overflow the sums
-    sums = g[0::2, 0::2] + g[1::2, 0::2]          # 2x2 block sums: strided adds beat reshape + sum
-    sums += g[0::2, 1::2]
-    sums += g[1::2, 1::2]
-    sums += 2.0
-    return (sums // 4.0).astype(np.uint8).tobytes()    # the mean, rounded half up
+def tiny(gray32: Image.Image) -> bytes:
+    """A 16x16 uint8 grayscale thumbnail of the 32x32 'L' image: means of 2x2 blocks, rounded half up
+    (Pillow's ``reduce`` in C: (sum + 2) >> 2). The input of the builtin embedding."""
+    return gray32.reduce(2).tobytes()
 
 
-def thumb(gray32: np.ndarray) -> bytes:
-    """The 32x32 uint8 grayscale thumbnail itself: enough detail to re-crop it when matching
-    near-duplicate crops, and to tell apart small images (digits) that agree at 16x16."""
-    return (gray32 + 0.5).astype(np.uint8).tobytes()
+def thumb(gray32: Image.Image) -> bytes:
+    """The 32x32 'L' thumbnail's bytes: enough detail to re-crop it when matching near-duplicate
+    crops, and to tell apart small images (digits) that agree at 16x16."""
+    return gray32.tobytes()
 
 
 def thumb_matrix(thumbs: list[bytes]) -> np.ndarray:

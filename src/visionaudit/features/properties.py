@@ -6,6 +6,7 @@ size where possible (fractions of the 0..255 range, per-pixel averages).
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 
@@ -37,23 +38,27 @@ def histogram_stats(hist: list[int] | np.ndarray) -> dict[str, float]:
     >>> s["shadows"], s["highlights"], s["relative_contrast"]
     (0.0, 1.0, 1.0)
     """
-    # Works on counts, not probabilities, to spend a few numpy calls per image rather than a dozen.
+    # Works on counts, not probabilities, and turns the tails into a few scalar lookups, to spend
+    # about ten numpy calls per image rather than twenty.
     h = np.asarray(hist[:256], dtype=np.float64)
-    n = float(h.sum())
+    cdf = np.cumsum(h)
+    n = float(cdf[-1])
     if n == 0:
         return {"brightness": np.nan, "contrast": np.nan, "dynamic_range": np.nan, "dark_fraction": np.nan,
                 "bright_fraction": np.nan, "entropy": np.nan, "shadows": np.nan, "highlights": np.nan,
                 "relative_contrast": np.nan}
-    mean = float(h @ _LEVELS) / n
+    level_sums = np.cumsum(h * _LEVELS)          # sum of level x count over levels <= l
+    total = float(level_sums[-1])
+    mean = total / n
     var = float(h @ _LEVELS_SQ) / n - mean * mean
-    cdf = np.cumsum(h)
-    p01, p99 = np.searchsorted(cdf, (0.01 * n, 0.99 * n))
-    nz = h[h > 0]
     tail = 0.05 * n
-    # Each level's share of the darkest (brightest) 5%: its count, cut off where the 5% are full.
-    # (np.minimum/np.maximum: the same as np.clip with an array bound, at a fraction of its call cost)
-    shadows = float(np.minimum(np.maximum(tail - (cdf - h), 0.0), h) @ _LEVELS) / (tail * 255.0)
-    highlights = float(np.minimum(np.maximum(tail - (n - cdf), 0.0), h) @ _LEVELS) / (tail * 255.0)
+    # p01, p99, and the levels k where the darkest 5% fill up (first cdf >= tail) and j where the
+    # brightest 5% begin (first cdf >= n - tail): levels below k (above j) count whole, k and j in part.
+    p01, p99, k, j = np.searchsorted(cdf, (0.01 * n, 0.99 * n, tail, n - tail)).tolist()
+    below_k = (float(cdf[k - 1]), float(level_sums[k - 1])) if k > 0 else (0.0, 0.0)
+    shadows = (below_k[1] + (tail - below_k[0]) * k) / (tail * 255.0)
+    highlights = ((total - float(level_sums[j])) + (tail - (n - float(cdf[j]))) * j) / (tail * 255.0)
+    nz = h[h > 0]
     span = min(highlights + shadows, 2.0 - highlights - shadows)
     return {
         "brightness": mean / 255.0,
@@ -68,75 +73,95 @@ def histogram_stats(hist: list[int] | np.ndarray) -> dict[str, float]:
     }
 
 
-def _dxx(a: np.ndarray) -> np.ndarray:
-    """Second difference along x over the whole array (float, or int16 without overflow for 8-bit data)."""
-    dxx = a[:, :-2] + a[:, 2:]
-    dxx -= 2 * a[:, 1:-1]
-    return dxx
+def _immerkaer_sigmas(a: np.ndarray) -> list[float]:
+    """Immerkaer's (1996) noise sigma of each plane of an int16 stack ``a`` (planes, h, w) of at most
+    _NOISE_WINDOW^2 pixels: the mean |response| of [[1,-2,1],[-2,4,-2],[1,-2,1]] (d2/dy2 of d2/dx2),
+    a mask that cancels image structure up to 2nd order. Integer throughout: the response of 8-bit
+    differences or their 2x2 sums fits int16 (|r| <= 16 * 1020), its sum over a window int32."""
+    d = a[:, :, 1:] - a[:, :, :-1]          # second differences as two first ones: 2 passes, not 3
+    d = d[:, :, 1:] - d[:, :, :-1]
+    d = d[:, 1:] - d[:, :-1]
+    r = d[:, 1:] - d[:, :-1]
+    totals = np.abs(r, out=r).reshape(len(r), -1).sum(axis=1, dtype=np.int32).tolist()
+    scale = _SQRT_HALF_PI / (6.0 * r[0].size)
+    return [total * scale for total in totals]
 
 
-def _immerkaer_sigma(a: np.ndarray) -> float:
-    """Immerkaer's (1996) noise sigma: mean |response| of [[1,-2,1],[-2,4,-2],[1,-2,1]] (d2/dy2 of
-    d2/dx2), a mask that cancels image structure up to 2nd order."""
-    dxx = _dxx(a)
-    r = dxx[:-2] + dxx[2:]
-    r -= 2 * dxx[1:-1]
-    total = np.abs(r, out=r).sum(dtype=np.int64 if r.dtype.kind == "i" else np.float64)
-    return _SQRT_HALF_PI * float(total) / (6.0 * r.size)
-
-
-def _white_noise_sigma(a: np.ndarray) -> float:
-    """Sigma of the spatially white part of ``a``'s fine-scale residual.
+def _white_noise_sigmas(a: np.ndarray) -> list[float]:
+    """Sigma of the spatially white part of the fine-scale residual of each plane of ``a``.
 
     Averaging 2x2 blocks halves white noise but leaves scene texture (whose energy is spread about
     evenly over octaves) as strong, so sigma_full^2 - sigma_half^2 = 3/4 noise^2 and texture cancels.
     """
-    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
-    quad = a[0:h:2, 0:w:2] + a[1:h:2, 0:w:2]  # 4x the 2x2 means: stays integer (and in int16 range)
-    quad += a[0:h:2, 1:w:2]
-    quad += a[1:h:2, 1:w:2]
-    full, coarse = _immerkaer_sigma(a), _immerkaer_sigma(quad) / 4.0
-    return math.sqrt(max(full * full - coarse * coarse, 0.0) * 4.0 / 3.0)
+    h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
+    quad = a[:, 0:h:2, 0:w:2] + a[:, 1:h:2, 0:w:2]  # 4x the 2x2 means: stays integer (and in int16 range)
+    quad += a[:, 0:h:2, 1:w:2]
+    quad += a[:, 1:h:2, 1:w:2]
+    # Python floats for the per-plane arithmetic: numpy calls on 2-element arrays cost more than it.
+    return [math.sqrt(max(full * full - (quad_sigma / 4.0) ** 2, 0.0) * 4.0 / 3.0)
+            for full, quad_sigma in zip(_immerkaer_sigmas(a), _immerkaer_sigmas(quad))]
 
 
-def sharpness_and_noise(gray: np.ndarray, rgb: np.ndarray | None = None) -> dict[str, float]:
-    """Normalised sharpness of a float gray array, and the white-noise sigma of its 8-bit colour pixels.
+def chroma_planes(rgb: np.ndarray) -> np.ndarray:
+    """The (2, h, w) int16 stack of R-G and B-G of an (h, w, 3) uint8 array: the input of
+    :func:`channel_spread` and :func:`colour_noise`, made once (int16 differences of uint8 are exact)."""
+    a = rgb.astype(np.int16)
+    planes = np.empty((2, *rgb.shape[:2]), dtype=np.int16)
+    np.subtract(a[..., 0], a[..., 1], out=planes[0])
+    np.subtract(a[..., 2], a[..., 1], out=planes[1])
+    return planes
 
-    ``sharpness`` is var(Laplacian) / (var(image) + 1): edge energy relative to the image's own
-    contrast, so darkening or flattening the tones does not read as blur. ``noise`` (grey levels) is
-    measured on the chroma planes (R-G, B-G)/sqrt(2) of ``rgb``: scene texture lives mostly in
-    luminance, sensor and added noise is independent per channel. Without colour (``rgb`` None)
-    dense fine texture (grass, gravel) and noise cannot be told apart at analysis size, so noise is NaN.
+
+def sharpness(gray: np.ndarray, variance: float) -> float:
+    """Normalised sharpness of an 8-bit gray array whose variance is ``variance`` (from its histogram).
+
+    var(Laplacian) / (var(image) + 1): edge energy relative to the image's own contrast, so darkening
+    or flattening the tones does not read as blur. NaN below 6x6 pixels.
+
+    >>> g = np.zeros((8, 8), dtype=np.uint8); g[:, 4:] = 255
+    >>> round(sharpness(g, float(g.var())), 3)
+    1.333
+    """
+    if gray.shape[0] < 6 or gray.shape[1] < 6:
+        return np.nan
+    a = gray.astype(np.int16)        # exact integer Laplacian: |values| <= 1020
+    lap = a[:-2, 1:-1] + a[2:, 1:-1]
+    lap += a[1:-1, :-2]
+    lap += a[1:-1, 2:]
+    lap -= 4 * a[1:-1, 1:-1]
+    n = lap.size
+    total = int(lap.sum(dtype=np.int64))
+    lap32 = lap.astype(np.int32)
+    squares = int(np.square(lap32, out=lap32).sum(dtype=np.int64))   # integer sums: exact, no BLAS call
+    lap_var = (squares - total * total / n) / n
+    return lap_var / (variance + 1.0)
+
+
+def colour_noise(chroma: np.ndarray) -> float:
+    """White-noise sigma (grey levels) of the colour pixels, from :func:`chroma_planes`.
+
+    Measured on the chroma planes (R-G, B-G)/sqrt(2): scene texture lives mostly in luminance, sensor
+    and added noise is independent per channel. (Without colour, dense fine texture and noise cannot
+    be told apart at analysis size, so gray images get no noise value.) NaN below 6x6 pixels.
 
     >>> rng = np.random.default_rng(0)
     >>> rgb = np.clip(128 + rng.normal(0, 10, (64, 64, 3)), 0, 255).astype(np.uint8)
-    >>> round(sharpness_and_noise(rgb.mean(axis=2), rgb)["noise"])
+    >>> round(colour_noise(chroma_planes(rgb)))
     10
     """
-    if gray.shape[0] < 6 or gray.shape[1] < 6:
-        return {"sharpness": np.nan, "noise": np.nan}
-    dxx = _dxx(gray)
-    lap = gray[:-2, 1:-1] + gray[2:, 1:-1]
-    lap -= 2.0 * gray[1:-1, 1:-1]
-    lap += dxx[1:-1]
-    noise = np.nan
-    if rgb is not None:
-        # Noise covers the whole frame: a central window estimates it as well as all pixels, at a
-        # fraction of the cost. int16 differences of uint8 channels are exact and faster than float.
-        y, x = max(0, (rgb.shape[0] - _NOISE_WINDOW) // 2), max(0, (rgb.shape[1] - _NOISE_WINDOW) // 2)
-        window = rgb[y:y + _NOISE_WINDOW, x:x + _NOISE_WINDOW]
-        r, g, b = (window[..., i].astype(np.int16) for i in range(3))
-        noise = math.sqrt(0.25 * (_white_noise_sigma(r - g) ** 2 + _white_noise_sigma(b - g) ** 2))
-    return {"sharpness": float(lap.var(dtype=np.float64)) / (float(gray.var(dtype=np.float64)) + 1.0),
-            "noise": noise}
+    if chroma.shape[1] < 6 or chroma.shape[2] < 6:
+        return np.nan
+    # Noise covers the whole frame: a central window estimates it as well as all pixels, at a
+    # fraction of the cost.
+    y, x = max(0, (chroma.shape[1] - _NOISE_WINDOW) // 2), max(0, (chroma.shape[2] - _NOISE_WINDOW) // 2)
+    rg, bg = _white_noise_sigmas(chroma[:, y:y + _NOISE_WINDOW, x:x + _NOISE_WINDOW])
+    return math.sqrt(0.25 * (rg * rg + bg * bg))
 
 
-def channel_spread(rgb: np.ndarray) -> float:
-    """Mean absolute difference between colour channels, in 0..255 levels (0 for true grayscale)."""
-    if rgb.ndim != 3 or rgb.shape[2] < 3:
-        return 0.0
-    a = rgb[..., :3].astype(np.int16)
-    return float((np.abs(a[..., 0] - a[..., 1]) + np.abs(a[..., 1] - a[..., 2])).mean() / 2.0)
+def channel_spread(chroma: np.ndarray) -> float:
+    """Mean absolute difference between colour channels, (|R-G| + |G-B|) / 2 in 0..255 levels (0 for
+    true grayscale), from :func:`chroma_planes`."""
+    return float(np.abs(chroma).sum(dtype=np.int64)) / (2 * chroma[0].size)
 
 
 def jpeg_quality(quantization: dict | None) -> float:
@@ -146,6 +171,12 @@ def jpeg_quality(quantization: dict | None) -> float:
     table = quantization.get(0, next(iter(quantization.values())))
     if len(table) != 64:
         return np.nan
+    return _quality_of_table(tuple(table))
+
+
+@functools.lru_cache(maxsize=256)
+def _quality_of_table(table: tuple[int, ...]) -> float:
+    """:func:`jpeg_quality` of one 64-entry table; cached, as most files of a dataset share a few tables."""
     # libjpeg scales the standard table by one factor, rounds and clips to 1..255. Sorting both tables
     # pairs their entries whatever order Pillow reports them in; clipped entries carry no scale.
     # Plain Python on 64 numbers: numpy's per-call overhead would cost more than the arithmetic.
