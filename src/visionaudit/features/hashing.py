@@ -1,7 +1,7 @@
 """Fingerprints of decoded pixels: perceptual hashes and a tiny normalised thumbnail.
 
-All work on a small grayscale array, so they are cheap next to decoding and robust to resizing and
-re-encoding. ``phash`` follows the usual DCT construction (as imagehash's ``phash``): the 8x8
+All work on the 32x32 grayscale thumbnail (an 'L' image, or its float array for the hashes), so
+they are cheap next to decoding and robust to resizing and re-encoding. ``phash`` follows the usual DCT construction (as imagehash's ``phash``): the 8x8
 lowest frequencies of a 32x32 DCT, thresholded at their median.
 """
 from __future__ import annotations
