@@ -1,7 +1,7 @@
 """Image properties behind the quality checks, computed from one reduced-size decode.
 
-Intensity statistics come from the 256-bin histogram (computed in C by Pillow), sharpness and noise
-from 3x3 filters on the grayscale array. All values are in units that do not depend on the image
+Intensity statistics come from the 256-bin histogram (computed in C by Pillow), sharpness from a
+3x3 Laplacian of the grayscale array, colour statistics and noise from the R-G and B-G planes. All values are in units that do not depend on the image
 size where possible (fractions of the 0..255 range, per-pixel averages).
 """
 from __future__ import annotations
