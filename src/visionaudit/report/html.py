@@ -108,7 +108,7 @@ def render_html(
         counts=counts,
         sections=sections,
         checks=_checks_table(result, ordered),
-        classes=_class_counts(result.features),
+        classes=_class_counts(result),
         undecodable=table.undecodable,
         thumb_size=thumb_size,
     )
@@ -425,15 +425,32 @@ def _checks_table(result: Result, findings: list[Finding]) -> list[dict[str, Any
     return rows
 
 
-def _class_counts(features: pd.DataFrame) -> dict[str, Any] | None:
-    """Per-split class counts, with bar widths relative to the largest share of any split."""
-    if "label" not in features.columns or not features["label"].notna().any():
+def _class_counts(result: Result) -> dict[str, Any] | None:
+    """Per-split class counts, with bar widths relative to the largest share of any split.
+
+    The balance check's counts are used when it ran (they count objects in detection datasets);
+    otherwise image labels are counted from the feature table.
+    """
+    features = result.features
+    found = result.finding("class_counts")
+    unlabelled, unit = 0, "images"
+    if found is not None and found.evidence.get("counts"):
+        table = pd.DataFrame(found.evidence["counts"]).fillna(0).astype(int)
+        table.index = table.index.astype(str)
+        unit = str(found.evidence.get("unit", "images"))
+        if unit == "images" and "label" in features.columns:
+            unlabelled = int(features["label"].isna().sum())
+    else:
+        if "label" not in features.columns or not features["label"].notna().any():
+            return None
+        labels = features["label"].astype(object).where(features["label"].notna(), None)
+        labelled = labels.notna()
+        split = (features["split"] if "split" in features.columns else pd.Series(None, index=features.index, dtype=object))
+        split = split.astype(object).where(split.notna(), "(no split)")
+        table = pd.crosstab(labels[labelled].astype(str), split[labelled].astype(str))
+        unlabelled = int((~labelled).sum())
+    if table.empty:
         return None
-    labels = features["label"].astype(object).where(features["label"].notna(), None)
-    labelled = labels.notna()
-    split = (features["split"] if "split" in features.columns else pd.Series(None, index=features.index, dtype=object))
-    split = split.astype(object).where(split.notna(), "(no split)")
-    table = pd.crosstab(labels[labelled].astype(str), split[labelled].astype(str))
     order = [s for s in ("train", "val", "test") if s in table.columns]
     table = table[order + sorted(c for c in table.columns if c not in order)]
     table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
@@ -453,7 +470,8 @@ def _class_counts(features: pd.DataFrame) -> dict[str, Any] | None:
         "splits": [{"name": s, "total": int(totals[s])} for s in table.columns],
         "rows": rows,
         "more": len(table) - len(shown),
-        "unlabelled": int((~labelled).sum()),
+        "unlabelled": unlabelled,
+        "unit": unit,
     }
 
 

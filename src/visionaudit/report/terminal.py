@@ -7,6 +7,12 @@ from rich.table import Table
 from ..findings import Result
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+#: Messages listing many classes or splits are cut here; the HTML report and JSON have them whole.
+MAX_MESSAGE = 220
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1].rstrip() + "…"
 
 
 def print_summary(result: Result, console: Console | None = None) -> None:
@@ -23,5 +29,5 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     for col in ("severity", "check", "issue", "count", "message"):
         table.add_column(col, overflow="fold")
     for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.check, f.issue)):
-        table.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.check, f.issue, str(f.count) if f.count else "–", f.message)
+        table.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.check, f.issue, str(f.count) if f.count else "–", _short(f.message))
     console.print(table)
