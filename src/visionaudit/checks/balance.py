@@ -40,6 +40,12 @@ def _natural_key(name: str) -> list[str | int]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+def _first_few(parts: list[str], most: int = 5) -> str:
+    """Join the first ``most`` parts of a message; the evidence keeps the full list."""
+    shown = "; ".join(parts[:most])
+    return shown + (f"; and {len(parts) - most} more" if len(parts) > most else "")
+
+
 @dataclass(frozen=True)
 class ClassTable:
     """Class counts per split, and which sample carries which class.
@@ -240,9 +246,9 @@ class RareClasses(Check):
             return []
         flagged = list(scores.index[flags.to_numpy()])
         names = sorted({r["class"] for r in rare}, key=_natural_key)
-        where = "; ".join(f"{r['class']!r} has {r['count']} "
-                          f"{'overall' if r['scope'] == OVERALL else 'in ' + r['scope']} (< {r['threshold']:g})"
-                          for r in rare)
+        where = _first_few([f"{r['class']!r} has {r['count']} "
+                            f"{'overall' if r['scope'] == OVERALL else 'in ' + r['scope']} (< {r['threshold']:g})"
+                            for r in rare])
         return [self.finding(
             issue="rare_classes",
             message=f"{len(names)} class(es) have too few {table.unit}: {where}.",
@@ -305,7 +311,7 @@ class MissingClassInSplit(Check):
             issue="missing_class_in_split", severity=severity,
             message=(f"{len(missing)} class/split gap(s)"
                      + (f", {len(errors)} of them in the training split" if errors else "")
-                     + ": " + "; ".join(parts) + "."),
+                     + ": " + _first_few(parts) + "."),
             samples=list(scores.index[flags.to_numpy()]), scores=scores.dropna(),
             evidence={"missing": missing, "unit": table.unit},
         )]
