@@ -92,6 +92,27 @@ def test_stratified_resamples_keep_class_sizes():
     assert plain.standard_error == pytest.approx(np.sqrt(0.85 * 0.15 / 100), rel=0.08)
 
 
+def test_resamples_where_the_metric_is_undefined_are_left_out():
+    """A rare class is missing from some resamples; its ROC-AUC is NaN there and the CI uses the rest."""
+    from visionaudit.metrics.classification import roc_auc_ovr
+
+    rng = np.random.default_rng(8)
+    y = np.r_[np.zeros(37, int), np.ones(3, int)]
+    P1 = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 40), 0.0, 1.0)
+    P = np.c_[1.0 - P1, P1]
+
+    def auc1(yy, pp):
+        return roc_auc_ovr(yy, pp)[1]
+
+    r = bootstrap_ci(auc1, y, P, n_resamples=300, seed=0)
+    draws = np.random.default_rng(0).integers(0, 40, (300, 40))  # the same index matrix
+    values = np.array([auc1(y[rows], P[rows]) for rows in draws])
+    assert 0.02 < np.isnan(values).mean() < 0.1  # (37/40)^40 = 4.4% of resamples have no class 1
+    finite = values[np.isfinite(values)]
+    assert (r.low, r.high) == pytest.approx(tuple(np.quantile(finite, [0.025, 0.975])), abs=1e-15)
+    assert r.standard_error == pytest.approx(finite.std(ddof=1), abs=1e-15)
+
+
 def _paired_correctness(n: int, b: int, c: int, both: int) -> tuple[np.ndarray, np.ndarray]:
     """Correctness of models A and B: b samples only A gets right, c only B, `both` both, rest neither."""
     a = np.zeros(n, bool)

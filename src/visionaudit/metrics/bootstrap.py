@@ -273,7 +273,6 @@ def paired_bootstrap(
         arrays_a: model A's arguments to ``metric_fn`` (e.g. ``(y, P_a)``).
         arrays_b: model B's arguments (e.g. ``(y, P_b)``), same number of rows.
 
-    >>> y = np.array([0, 1] * 50)
     >>> right_a, right_b = np.ones(100), np.r_[np.ones(70), np.zeros(30)]
     >>> r = paired_bootstrap(lambda c: c.mean(axis=-1), [right_a], [right_b], vectorized=True)
     >>> round(r.difference, 2), r.significant

@@ -2,7 +2,9 @@
 
 Everything is computed from ``y`` (n,) integer labels in ``[0, K)`` and ``P`` (n, K) probabilities
 (or logits with ``from_logits=True``, turned into probabilities by a softmax). The predicted class is
-``P.argmax(axis=1)`` (the lowest index wins a tie).
+``P.argmax(axis=1)`` (the lowest index wins a tie); top-k breaks ties the same way, so top-1 accuracy
+always equals accuracy (scikit-learn's ``top_k_accuracy_score`` lets the highest index win a tie, so the
+two differ only when the true class ties with another score).
 
 Two ways in:
 
