@@ -43,6 +43,7 @@ EXPECTED: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
     "leakage.exact": [("exact_split_leakage", ("cross_split_copy",), "exact")],
     "leakage.near": [("near_split_leakage", ("near_split_copy",), "within")],
     "leakage.group": [("group_leakage", (), "absent")],
+    "labels.label_issues": [("label_issues", (), "absent")],  # scan has no predictions
     "balance.outliers": [("outliers", (), "clean")],
     "balance.class_counts": [("class_counts", (), "present")],
     "balance.class_imbalance": [("class_imbalance", (), "present")],

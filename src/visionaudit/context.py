@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
+from .dataset.predictions import Predictions
 from .features import FeatureRun, compute_features
 
 
@@ -18,12 +19,18 @@ class Context:
     row per sample: the sample columns joined with the per-image features of its file) and
     ``ctx.valid`` (samples whose image decoded), and ask for derived things such as
     ``features.embedders.embeddings(ctx)`` or ``checks.duplicates.duplicate_index(ctx)``, computed
-    on first use and kept with :meth:`memo`.
+    on first use and kept with :meth:`memo`. ``ctx.predictions`` holds the user's model outputs
+    (:class:`~visionaudit.dataset.predictions.Predictions`, rows in dataset order) or None.
     """
 
     def __init__(self, dataset: Dataset, *, settings: dict[str, Any] | None = None,
-                 feature_options: dict[str, Any] | None = None):
+                 feature_options: dict[str, Any] | None = None, predictions: Predictions | None = None):
+        ids = dataset.samples["sample_id"].astype(str).tolist()
+        if predictions is not None and list(predictions.sample_ids) != ids:
+            raise ValueError("predictions are not aligned to the dataset's samples: read them with "
+                             "read_predictions(path, dataset) for this dataset")
         self.dataset = dataset
+        self.predictions = predictions
         self.settings = settings or {}
         self.feature_options = feature_options or {}
         self._scores: dict[str, pd.Series] = {}
@@ -48,7 +55,8 @@ class Context:
 
     @property
     def sample_ids(self) -> pd.Index:
-        return self.features.index
+        # From the samples table (same order as ``features``), so checks that need no image never decode one.
+        return pd.Index(self.dataset.samples["sample_id"], name="sample_id")
 
     def memo(self, key: Any, compute):
         """Compute ``compute()`` once per run under ``key`` and share the result between checks."""

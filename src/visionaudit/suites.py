@@ -19,8 +19,12 @@ import yaml
 from .checks import REGISTRY, Check
 from .errors import SourceError
 
+#: Checks that judge a model's predictions; ``scan`` has none, so they run in ``evaluate`` only.
+EVALUATE_CHECKS = ["labels.label_issues"]
+
 SUITES: dict[str, list[str]] = {
-    "scan": [cid for cid in REGISTRY],
+    "scan": [cid for cid in REGISTRY if cid not in EVALUATE_CHECKS],
+    "evaluate": EVALUATE_CHECKS,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
+from .labels import LabelIssues
 from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
 from .leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
 from .manifest import DuplicatePaths
@@ -18,6 +19,7 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     ClassCounts, ClassImbalance, RareClasses, MissingClassInSplit, SplitLabelShift,
     ExactDuplicates, NearDuplicates, ConflictingDuplicateLabels, ExactSplitLeakage, NearSplitLeakage, GroupLeakage,
     Outliers,
+    LabelIssues,
 ]}
 
 __all__ = ["Check", "REGISTRY"]
