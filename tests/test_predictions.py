@@ -1,6 +1,7 @@
 """Reading a user's predictions file: keys, class columns, logits, NPY, and errors naming file + line/field."""
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -11,11 +12,12 @@ from scipy.special import softmax
 
 from conftest import mnist_arrays
 from visionaudit.context import Context
-from visionaudit.dataset import read_folder
+from visionaudit.dataset import load_dataset, read_folder
 from visionaudit.dataset.predictions import Predictions, read_predictions
 from visionaudit.errors import ArgumentError, SourceError
 
 CLASSES = ["0", "1", "2"]
+HINT = "(pass from_logits=True if the file holds logits)"
 
 
 @pytest.fixture
@@ -77,6 +79,27 @@ def test_path_key_relative_to_the_file_prob_columns_parquet_and_missing_rows(dig
     assert preds.notes == ["2 of 12 samples have no prediction in p.parquet"]
 
 
+def test_a_file_listed_twice_gets_its_prediction_in_each_listing(digits):
+    dataset, tmp = digits
+    files = dataset.samples["path"].tolist()
+    manifest = tmp / "manifest.csv"
+    manifest.write_text("path,label\n" + "".join(f"{f},{lab}\n" for f, lab in
+                                                  zip(files + files[:1], dataset.samples["label"].tolist() + ["2"])))
+    listed = load_dataset(manifest)
+    assert len(listed) == 13 and listed.samples["path"].iloc[12] == listed.samples["path"].iloc[0]
+    probs = _probs(12, seed=4)
+    rows = "".join(f"{os.path.relpath(f, tmp / 'tsv')}\t" + "\t".join(str(float(v)) for v in row) + "\n"
+                   for f, row in zip(files, probs))
+    (tmp / "tsv").mkdir()
+    tsv = tmp / "tsv" / "p.tsv"
+    tsv.write_text("path\t0\t1\t2\n\n" + rows)
+    preds = read_predictions(tsv, listed)
+    np.testing.assert_array_equal(preds.probs, np.vstack([probs, probs[:1]]))
+    bad = rows.replace(str(float(probs[5][1])), "-0.5")
+    tsv.write_text("path\t0\t1\t2\n\n" + bad)
+    assert _error(tsv, listed) == f"{tsv}, line 8, field '1': negative probability -0.5 {HINT}"
+
+
 def test_logits_softmaxed_when_asked_or_detected(digits):
     dataset, tmp = digits
     logits = np.random.default_rng(2).normal(size=(12, 3)) * 3
@@ -89,8 +112,7 @@ def test_logits_softmaxed_when_asked_or_detected(digits):
                           "values were read as logits and turned into probabilities with a softmax"]
     with pytest.raises(SourceError) as exc:
         read_predictions(path, dataset, from_logits=False)
-    assert str(exc.value) == (f"{path}, line 2, field '1': negative probability -1.56825 "
-                              "(pass from_logits=True if the file holds logits)")
+    assert str(exc.value) == f"{path}, line 2, field '1': negative probability -1.56825 {HINT}"
     # Probabilities given as probabilities are kept exactly, even with from_logits="auto".
     probs = _probs(12)
     np.testing.assert_array_equal(read_predictions(_write(tmp, _csv(dataset, probs), "q.csv"), dataset).probs, probs)
@@ -124,7 +146,8 @@ def test_errors_name_the_file_line_and_field(digits):
     good = _csv(dataset, probs).splitlines()
 
     p = _write(tmp, good[0].replace("sample_id", "image_name") + "\n" + "\n".join(good[1:]) + "\n")
-    assert _error(p, dataset) == f"{p}, line 1: no key column: expected 'sample_id' or 'path'; found columns: image_name, 0, 1, 2"
+    assert _error(p, dataset) == (f"{p}, line 1: no key column: expected 'sample_id' or 'path'; "
+                                  "found columns: image_name, 0, 1, 2")
 
     rows = list(good)
     rows[3] = rows[3].replace(ids[2], "2/999.png", 1)
@@ -141,7 +164,8 @@ def test_errors_name_the_file_line_and_field(digits):
     assert _error(p, dataset) == f"{p}, line 4, field 'sample_id': {ids[1]!r} is listed twice (first at line 3)"
 
     p = _write(tmp, _csv(dataset, np.c_[probs, np.zeros(12)], columns=[*CLASSES, "7"]))
-    assert _error(p, dataset) == f"{p}, line 1, field '7': class column '7' is not a label of the dataset (labels: 0, 1, 2)"
+    assert _error(p, dataset) == (f"{p}, line 1, field '7': class column '7' is not a label of the dataset "
+                                  "(labels: 0, 1, 2)")
 
     p = _write(tmp, _csv(dataset, probs[:, :2] / probs[:, :2].sum(1, keepdims=True), columns=CLASSES[:2]))
     assert _error(p, dataset) == (f"{p}, line 1: no column for label(s) '2': expected one column per class named "
@@ -150,12 +174,12 @@ def test_errors_name_the_file_line_and_field(digits):
     bad = probs.copy()
     bad[4] = [1.2, -0.2, 0.0]
     p = _write(tmp, _csv(dataset, bad))
-    assert _error(p, dataset) == f"{p}, line 6, field '1': negative probability -0.2 (pass from_logits=True if the file holds logits)"
+    assert _error(p, dataset) == f"{p}, line 6, field '1': negative probability -0.2 {HINT}"
 
     bad = probs.copy()
     bad[7] = [0.5, 0.3, 0.1]
     p = _write(tmp, _csv(dataset, bad))
-    assert _error(p, dataset) == f"{p}, line 9: probabilities sum to 0.9, not 1 (pass from_logits=True if the file holds logits)"
+    assert _error(p, dataset) == f"{p}, line 9: probabilities sum to 0.9, not 1 {HINT}"
     assert _error(p, dataset, from_logits=False) == _error(p, dataset)
 
     rows = list(good)
@@ -178,8 +202,9 @@ def test_parquet_and_npy_errors(digits):
     assert _error(tmp / "p.parquet", dataset) == f"{tmp / 'p.parquet'}, field '2': row 4: missing value"
 
     np.save(tmp / "wrong.npy", probs[:, :2])
-    assert _error(tmp / "wrong.npy", dataset) == (f"{tmp / 'wrong.npy'}: expected an array of shape (12, 3) (samples in "
-                                                  "dataset order x classes 0, 1, 2), got shape (12, 2)")
+    assert _error(tmp / "wrong.npy", dataset) == (
+        f"{tmp / 'wrong.npy'}: expected an array of shape (12, 3) (samples in dataset order x classes 0, 1, 2), "
+        "got shape (12, 2)")
     bad = probs.copy()
     bad[5, 1] = np.nan
     np.save(tmp / "nan.npy", bad)

@@ -123,8 +123,8 @@ def _read_npy(p: Path, n: int, labels: list[str]) -> np.ndarray:
 class _Table:
     """A predictions table read with pandas; CSV line numbers are recovered only to report an error."""
 
-    def __init__(self, path: Path, frame: pd.DataFrame, unit: str):
-        self.path, self.frame, self.unit = path, frame, unit
+    def __init__(self, path: Path, frame: pd.DataFrame, unit: str, sep: str = ","):
+        self.path, self.frame, self.unit, self.sep = path, frame, unit, sep
         # The table row each row of ``frame`` came from, once rows are matched to samples.
         self._rows = np.arange(len(frame))
 
@@ -145,7 +145,7 @@ class _Table:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
             raise SourceError(str(p), f"cannot parse the predictions table: {exc}") from exc
         frame.columns = [str(c).strip() for c in frame.columns]
-        return cls(p, frame, "line")
+        return cls(p, frame, "line", sep)
 
     def error(self, problem: str, row: int | None = None, column: str | None = None) -> SourceError:
         """An error naming the file, the CSV line (or Parquet row, 1-based) of ``row`` and the column."""
@@ -158,7 +158,7 @@ class _Table:
     def line_of(self, row: int) -> int:
         """The 1-based line where data row ``row`` starts (pandas skips blank lines, so count them)."""
         text = self.path.read_text(encoding="utf-8-sig")
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if self.path.suffix.lower() == ".tsv" else ",")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.sep)
         end, seen = 0, -2  # the header is record -1
         for record in reader:
             start, end = end + 1, reader.line_num
