@@ -123,7 +123,11 @@ def test_finding_evidence_and_candidates(noisy_mnist, judged):
     assert finding.check == "labels.label_issues" and finding.severity.value == "warning"
     ev = finding.evidence
     assert (ev["judged"], ev["flagged"], ev["unlabelled"], ev["without_predictions"]) == (3000, 243, 0, 0)
-    assert finding.message.startswith("243 of 3000 labelled samples with predictions look mislabelled (8.1%)")
+    top = ev["pairs"][:3]
+    assert finding.message == ("243 of 3000 labelled samples with predictions look mislabelled (8.1%); most common "
+                               "given -> suggested label: " + ", ".join(
+                                   f"{p['given_label']} -> {p['suggested_label']} ({p['count']})" for p in top))
+    assert [p["count"] for p in top] == [9, 9, 7]
     position = {sid: i for i, sid in enumerate(noisy_mnist["ids"])}
     worst = ev["candidates"][0]
     i = position[worst["sample_id"]]

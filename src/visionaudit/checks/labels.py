@@ -74,9 +74,9 @@ class LabelIssues(Check):
         listed = [{"sample_id": str(ids[i]), "path": str(paths[i]), "given_label": str(given[i]),
                    "suggested_label": str(suggested[i]), "quality": float(quality[i])} for i in ranked]
         pairs = Counter((row["given_label"], row["suggested_label"]) for row in listed)
-        common = ", ".join(f"{g} -> {s}: {n}" for (g, s), n in pairs.most_common(3))
+        common = ", ".join(f"{g} -> {s} ({n})" for (g, s), n in pairs.most_common(3))
         message = (f"{len(ranked)} of {len(ids)} labelled samples with predictions look mislabelled "
-                   f"({len(ranked) / len(ids):.1%}); most often given -> suggested {common}")
+                   f"({len(ranked) / len(ids):.1%}); most common given -> suggested label: {common}")
         evidence = {
             "judged": int(len(ids)),
             "flagged": int(len(ranked)),
