@@ -4,6 +4,7 @@ from __future__ import annotations
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
+from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
 from .labels import LabelIssues
 from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
 from .leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
@@ -11,6 +12,7 @@ from .manifest import DuplicatePaths
 from .outliers import Outliers
 from .quality import (Blurry, Dark, GrayscaleAsRgb, JpegArtifacts, LowContrast, LowInformation, Noisy,
                       OddAspectRatio, OddSize, Overexposed)
+from .segments import WeakSegments
 
 REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     DecodeErrors, WrongExtension, ExifRotation, ImageModes,
@@ -20,6 +22,8 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     ExactDuplicates, NearDuplicates, ConflictingDuplicateLabels, ExactSplitLeakage, NearSplitLeakage, GroupLeakage,
     Outliers,
     LabelIssues,
+    EvaluationMetrics, SmallTestSet, Calibration, Overfitting,
+    WeakSegments,
 ]}
 
 __all__ = ["Check", "REGISTRY"]

@@ -1,0 +1,223 @@
+"""Weak segments on real MNIST digits: a planted weak scanner is found, random scanners are not.
+
+2,000 test digits are written as PNGs into a manifest-like dataset with a ``scanner`` column (A-D,
+seeded at random). Out-of-fold probabilities come from logistic regression on PCA components
+(5-fold ``cross_val_predict``; the PCA is fitted on all images once, without labels, which keeps the
+predictions out-of-sample with respect to the labels and the test quick). The planted run swaps the
+top two classes of a seeded 15% of scanner C's samples that the model got right, so C's accuracy
+falls 15 points; the check must flag exactly ``scanner = C`` among the metadata slices.
+
+Real weak segment measured on this data: the sharpest fifth of the digits (normalised Laplacian
+sharpness above its 80th percentile; thin, spiky strokes) is 82.5% accurate vs 87.8% overall
+(q = 0.009), so it is flagged in every run that bins image properties. The null runs therefore slice
+metadata only (``properties=()``, a setting), and the planted run asserts that one property slice.
+Measured null (random scanners, metadata slices only): with the default 5-point minimum drop, 0 flagged
+slices in the 20 runs here and in 200 runs (seeds 100-299); on significance alone (``min_drop=0``) 1 of
+the 20 runs here and 12 of 200 (6%) flag a slice, in line with BH's 5% bound on the chance of any false
+discovery under a global null. Asserted: at most 1 flagged slice in 20 runs with the defaults, and at
+most 2 runs with a flagged slice on significance alone (expected <= 1).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import stats
+
+from conftest import mnist_arrays
+from visionaudit.checks import REGISTRY
+from visionaudit.checks.segments import WeakSegments
+from visionaudit.context import Context
+from visionaudit.dataset import Dataset, make_samples
+from visionaudit.dataset.predictions import Predictions, read_predictions
+from visionaudit.suites import SUITES
+
+pytest.importorskip("sklearn")
+
+N, PLANT_DROP, NULL_RUNS, MAX_NULL_FLAGS, MAX_NULL_RUNS_SIGNIFICANCE_ONLY = 2000, 0.15, 20, 1, 2
+SCANNERS = np.array(list("ABCD"))
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    images, labels = mnist_arrays(N)
+    base = tmp_path_factory.mktemp("segments")
+    rows = []
+    for i, (img, label) in enumerate(zip(images, labels)):
+        path = base / "images" / f"{i:05d}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(img).save(path)
+        rows.append({"sample_id": f"d{i:05d}", "path": str(path), "label": str(label), "split": "test"})
+    components = PCA(50, random_state=0).fit_transform(images.reshape(N, -1) / 255.0)
+    probs = cross_val_predict(LogisticRegression(C=0.1, max_iter=300), components, labels,
+                              cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")
+    return {"base": base, "rows": rows, "labels": labels.astype(int), "probs": probs,
+            "ids": np.array([r["sample_id"] for r in rows])}
+
+
+def _dataset(digits, seed: int, **extra_columns) -> Dataset:
+    scanner = np.random.default_rng(seed).choice(SCANNERS, N)
+    rows = [dict(r, scanner=s, **{k: v[i] for k, v in extra_columns.items()})
+            for i, (r, s) in enumerate(zip(digits["rows"], scanner))]
+    return Dataset(make_samples(rows), source=str(digits["base"]), format="manifest",
+                   metadata_columns=["scanner", *extra_columns])
+
+
+def _context(digits, dataset: Dataset, probs: np.ndarray, name: str, **settings) -> Context:
+    # Written as a predictions CSV keyed by sample id (rows shuffled) and read back as a user's file.
+    order = np.random.default_rng(1).permutation(N)
+    table = pd.DataFrame(probs[order], columns=[str(c) for c in range(10)])
+    table.insert(0, "sample_id", digits["ids"][order])
+    csv = digits["base"] / f"{name}.csv"
+    table.to_csv(csv, index=False, float_format="%.17g")
+    return Context(dataset, predictions=read_predictions(csv, dataset), settings=settings,
+                   feature_options={"cache_dir": digits["base"] / "cache"})
+
+
+def _wilson(k: int, n: int, z: float = stats.norm.ppf(0.975)) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+@pytest.fixture(scope="module")
+def planted(digits):
+    dataset = _dataset(digits, seed=0)
+    scanner = dataset.samples["scanner"].to_numpy()
+    probs = digits["probs"].copy()
+    right = probs.argmax(axis=1) == digits["labels"]
+    in_c = np.flatnonzero(scanner == "C")
+    rng = np.random.default_rng(3)
+    spoiled = rng.choice(in_c[right[in_c]], round(PLANT_DROP * len(in_c)), replace=False)
+    # The model now confuses these digits with its runner-up class: swap the top two probabilities.
+    top2 = np.argsort(probs[spoiled], axis=1)[:, -2:]
+    rows = spoiled[:, None]
+    probs[rows, top2] = probs[rows, top2[:, ::-1]]
+    ctx = _context(digits, dataset, probs, "planted")
+    (finding,) = WeakSegments().run(ctx)
+    return {"ctx": ctx, "finding": finding, "probs": probs, "scanner": scanner, "spoiled": set(digits["ids"][spoiled])}
+
+
+def test_planted_scanner_is_the_only_weak_metadata_slice(digits, planted):
+    finding = planted["finding"]
+    flagged = [g["slice"] for g in finding.groups]
+    assert [s for s in flagged if s.startswith("scanner")] == ["scanner = C"]
+    sharpness = planted["ctx"].features["sharpness"].to_numpy(dtype=float)
+    top_fifth = f"sharpness in [{np.quantile(sharpness, 0.8):.3g}, {sharpness.max():.3g}]"
+    assert flagged == ["scanner = C", top_fifth]
+    table = {row["slice"]: row for row in finding.evidence["slices"]}
+    assert [s for s in table if s.startswith("scanner")] == ["scanner = A", "scanner = B", "scanner = C", "scanner = D"]
+    assert {s for s, row in table.items() if row["flagged"]} == set(flagged)
+    assert not {"label", "split"} & {row["column"] for row in table.values()}
+
+
+def test_planted_slice_figures_match_a_direct_computation(digits, planted):
+    finding, probs, scanner = planted["finding"], planted["probs"], planted["scanner"]
+    correct = probs.argmax(axis=1) == digits["labels"]
+    in_c = scanner == "C"
+    k, n = int(correct[in_c].sum()), int(in_c.sum())
+    rest_k, rest_n = int(correct[~in_c].sum()), int((~in_c).sum())
+    group = finding.groups[0]
+    assert (group["slice"], group["column"], group["kind"], group["size"], group["correct"]) == ("scanner = C", "scanner", "metadata", n, k)
+    assert group["accuracy"] == pytest.approx(k / n, abs=1e-12)
+    assert group["rest_accuracy"] == pytest.approx(rest_k / rest_n, abs=1e-12)
+    assert finding.evidence["overall_accuracy"] == pytest.approx(correct.mean(), abs=1e-12)
+    unplanted = (digits["probs"].argmax(axis=1) == digits["labels"])[in_c].mean()
+    assert unplanted - group["accuracy"] == pytest.approx(PLANT_DROP, abs=0.002)
+    assert group["ci"] == pytest.approx(list(_wilson(k, n)), abs=1e-9)
+    fisher_p = stats.fisher_exact([[k, n - k], [rest_k, rest_n - rest_k]], alternative="less").pvalue
+    assert group["p"] == pytest.approx(fisher_p, rel=1e-9)
+    assert group["p"] < 1e-8 and group["q"] <= 0.05 and group["q"] >= group["p"]
+    # Examples: the slice's most confidently wrong predictions (lowest probability of the label) first.
+    wrong = np.flatnonzero(in_c & ~correct)
+    given_prob = probs[wrong, digits["labels"][wrong]]
+    assert group["samples"] == digits["ids"][wrong[np.argsort(given_prob, kind="stable")[:12]]].tolist()
+    wrong = set(digits["ids"][wrong])
+    assert planted["spoiled"] <= wrong
+
+
+def test_planted_scores_and_finding_samples(digits, planted):
+    finding, ctx = planted["finding"], planted["ctx"]
+    in_c = planted["scanner"] == "C"
+    sharp = next(g for g in finding.groups if g["kind"] == "property")
+    sharpness = ctx.features["sharpness"].to_numpy(dtype=float)
+    in_sharp = (sharpness >= sharp["low"]) & (sharpness <= sharp["high"])
+    assert in_sharp.sum() == sharp["size"] == 400
+    overall = finding.evidence["overall_accuracy"]
+    c_ratio, sharp_ratio = finding.groups[0]["accuracy"] / overall, sharp["accuracy"] / overall
+    expected = np.where(in_c, c_ratio, 1.0)
+    expected = np.where(in_sharp, np.minimum(expected, sharp_ratio), expected)
+    issues = ctx.issues_frame()
+    np.testing.assert_allclose(issues.loc[digits["ids"], "weak_segments_score"].to_numpy(), expected, atol=1e-12)
+    assert set(issues.index[issues["is_weak_segments"]]) == set(digits["ids"][in_c | in_sharp])
+    assert finding.samples[: int(in_c.sum())] == [s for s in finding.samples if s in set(digits["ids"][in_c])]
+    assert set(finding.samples) == set(digits["ids"][in_c | in_sharp])
+    assert finding.message.startswith(f"2 of {len(finding.evidence['slices'])} slices are significantly less accurate "
+                                      f"than overall ({overall:.1%}): scanner = C: ")
+
+
+def test_no_weak_metadata_slice_in_random_scanners(digits):
+    tested = flagged = runs_significant = 0
+    for seed in range(NULL_RUNS):
+        ctx = _context(digits, _dataset(digits, seed=100 + seed), digits["probs"], "null")
+        findings = WeakSegments(properties=()).run(ctx)
+        assert "features" not in ctx.__dict__, "metadata-only slicing must not decode images"
+        tested += 4
+        flagged += len(findings[0].groups) if findings else 0
+        runs_significant += bool(WeakSegments(properties=(), min_drop=0.0).run(ctx))
+    assert tested == 4 * NULL_RUNS
+    assert flagged == 0 <= MAX_NULL_FLAGS
+    assert runs_significant <= MAX_NULL_RUNS_SIGNIFICANCE_ONLY
+
+
+def test_candidate_slices_and_skipped_columns(digits):
+    rng = np.random.default_rng(5)
+    serial = np.array([f"s{i}" for i in range(N)])                      # one value per sample: too many
+    site = np.where(rng.random(N) < 0.01, "rare", "main")               # the rare site is below min_size
+    dataset = _dataset(digits, seed=0, serial=serial, site=site)
+    dataset.samples["patient"] = rng.choice(["p1", "p2"], N)             # sliced because it is a group column
+    ctx = _context(digits, dataset, digits["probs"], "candidates", group_columns=["patient", "ward"])
+    assert WeakSegments(min_drop=1.0).run(ctx) == []
+    issues = ctx.issues_frame()
+    assert (issues["weak_segments_score"] == 1.0).all() and not issues["is_weak_segments"].any()
+    # Every tested slice flagged, so the finding carries the whole table of candidates.
+    (finding,) = WeakSegments(min_drop=-1.0, fdr=1.0).run(ctx)
+    table, skipped = finding.evidence["slices"], finding.evidence["skipped"]
+    names = [row["slice"] for row in table]
+    columns = {row["column"] for row in table}
+    assert columns == {"scanner", "site", "patient", "brightness", "contrast", "sharpness", "entropy"}
+    assert "site = rare" not in names and "site = main" in names
+    assert {"patient = p1", "patient = p2"} <= set(names)
+    reasons = {s.get("column", s.get("slice")): s["reason"] for s in skipped}
+    assert reasons["serial"] == "2000 distinct values (more than max_values=50)"
+    assert reasons["ward"] == "not a column of the samples table"
+    assert reasons["megapixels"] == "constant (0.000784)" and reasons["aspect_ratio"] == "constant (1)"
+    assert reasons["site = rare"] == "fewer than min_size=30 samples"
+    brightness = ctx.features["brightness"].to_numpy(dtype=float)
+    bins = [row for row in table if row["column"] == "brightness"]
+    assert [row["size"] for row in bins] == [400] * 5
+    edges = np.quantile(brightness, np.linspace(0, 1, 6))
+    assert [row["slice"] for row in bins] == [
+        f"brightness in [{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == 4 else ')'}" for i in range(5)]
+
+
+def test_without_predictions_or_labels_nothing_is_judged(digits):
+    dataset = _dataset(digits, seed=0)
+    assert WeakSegments().run(Context(dataset)) == []
+    unlabelled = Dataset(dataset.samples.assign(label=None), source="x", format="manifest", metadata_columns=["scanner"])
+    preds = Predictions([str(c) for c in range(10)], digits["probs"], digits["ids"].tolist())
+    assert WeakSegments().run(Context(unlabelled, predictions=preds)) == []
+
+
+def test_registered_in_the_evaluate_suite():
+    assert REGISTRY["segments.weak_segments"] is WeakSegments
+    assert "segments.weak_segments" in SUITES["evaluate"]
+    assert "segments.weak_segments" not in SUITES["scan"]
