@@ -4,7 +4,6 @@ from __future__ import annotations
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
-from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
 from .labels import LabelIssues
 from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
 from .leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
@@ -22,7 +21,6 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     ExactDuplicates, NearDuplicates, ConflictingDuplicateLabels, ExactSplitLeakage, NearSplitLeakage, GroupLeakage,
     Outliers,
     LabelIssues,
-    EvaluationMetrics, SmallTestSet, Calibration, Overfitting,
     WeakSegments,
 ]}
 
