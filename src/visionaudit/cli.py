@@ -1,15 +1,17 @@
-"""Command line: one command per job (``scan`` today; evaluate, drift, pipeline, serve later)."""
+"""Command line: one command per job (``scan``, ``evaluate``; drift, pipeline, serve later)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .engine import progress_enabled
 from .errors import VisionauditError
+from .findings import Result
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="visionaudit: find the pitfalls that make computer-vision models fail in production.")
@@ -35,11 +37,9 @@ def scan(
 ) -> None:
     """Audit an image dataset: integrity, quality, duplicates, split leakage and balance."""
     from . import scan as run_scan
-    from .report import print_summary, write_json
+    from .report import print_summary
 
-    if fail_on not in ("error", "warning", "never"):
-        err.print(f"[red]error:[/red] invalid --fail-on {fail_on!r}: expected error, warning or never")
-        raise typer.Exit(2)
+    _check_fail_on(fail_on)
     if write_clean_manifest is not None and write_clean_manifest.resolve() == source.resolve():
         err.print(f"[red]error:[/red] --write-clean-manifest {write_clean_manifest} is the input itself; "
                   "visionaudit never overwrites user data: choose a new file name")
@@ -48,13 +48,8 @@ def scan(
         result = run_scan(source, images=images, group_columns=group_column, config=config, cache_dir=cache_dir,
                           use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet))
     except VisionauditError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    from .report.html import write_html
-
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = write_json(result, out / "findings.json")
-    html_path = write_html(result, out / "report.html")
+        _fail(exc)
+    json_path, html_path = _write_reports(result, out)
     if junit is not None:
         from .report.junit import write_junit
         write_junit(result, junit, fail_on=fail_on)
@@ -66,6 +61,63 @@ def scan(
         print_summary(result)
         err.print(f"report: {html_path}\nfindings: {json_path}")
     raise typer.Exit(result.exit_code(fail_on))
+
+
+@app.command()
+def evaluate(
+    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json or YOLO .yaml."),
+    predictions: Path = typer.Option(..., "--predictions", "-p",
+                                     help="Model outputs: CSV/TSV/Parquet keyed by sample_id or path with one column per class, or .npy."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
+    out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o",
+                             help="Folder for report.html, findings.json and label_candidates.csv."),
+    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file overriding check thresholds and severities."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache folder (default ~/.cache/visionaudit or $VISIONAUDIT_CACHE)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary table."),
+) -> None:
+    """Evaluate a model's predictions: metrics with CIs, label issues, calibration, over/underfitting."""
+    from . import evaluate as run_evaluate
+    from .checks.labels import corrected_candidates
+    from .report import print_summary
+
+    _check_fail_on(fail_on)
+    try:
+        result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
+                              progress=progress_enabled(quiet))
+    except VisionauditError as exc:
+        _fail(exc)
+    json_path, html_path = _write_reports(result, out)
+    label_issues = result.finding("label_issues")
+    if label_issues is not None:
+        candidates = out / "label_candidates.csv"
+        corrected_candidates(label_issues).to_csv(candidates, index=False)
+        err.print(f"label candidates: {candidates} ({label_issues.count} to review)")
+    if not quiet:
+        print_summary(result)
+        err.print(f"report: {html_path}\nfindings: {json_path}")
+    raise typer.Exit(result.exit_code(fail_on))
+
+
+def _check_fail_on(fail_on: str) -> None:
+    if fail_on not in ("error", "warning", "never"):
+        err.print(f"[red]error:[/red] invalid --fail-on {escape(fail_on)!r}: expected error, warning or never")
+        raise typer.Exit(2)
+
+
+def _fail(exc: VisionauditError) -> NoReturn:
+    # Escaped: file names and messages may hold [brackets] that rich would read as markup.
+    err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(2) from exc
+
+
+def _write_reports(result: Result, out: Path) -> tuple[Path, Path]:
+    """findings.json and report.html into ``out``."""
+    from .report import write_json
+    from .report.html import write_html
+
+    out.mkdir(parents=True, exist_ok=True)
+    return write_json(result, out / "findings.json"), write_html(result, out / "report.html")
 
 
 @app.command("example-data")

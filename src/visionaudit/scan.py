@@ -1,16 +1,20 @@
-"""``scan``: the foundation job. Dataset -> Features -> Context -> Checks -> Findings -> Result."""
+"""``scan``: the foundation job. Dataset -> Features -> Context -> Checks -> Findings -> Result.
+
+:func:`run_suite` is that run for any suite; ``evaluate`` uses it with a predictions file.
+"""
 from __future__ import annotations
 
 import os
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from . import __version__
 from .context import Context
 from .dataset import Dataset, load_dataset
+from .dataset.predictions import read_predictions
 from .errors import ArgumentError
 from .features import default_cache_dir
 from .features.decode import DEFAULT_MAX_PIXELS
@@ -40,6 +44,33 @@ def scan(
     ['truncated', 'near_duplicates', 'exact_split_leakage']
     >>> result.issues.sort_values("blurry_score").head()        # doctest: +SKIP
     """
+    return run_suite("scan", source, images=images, group_columns=group_columns, config=config, cache_dir=cache_dir,
+                     use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels)
+
+
+def run_suite(
+    suite: str,
+    source: str | os.PathLike | Dataset,
+    *,
+    images: str | os.PathLike | None = None,
+    group_columns: Sequence[str] = (),
+    config: str | os.PathLike | dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    progress: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    predictions: str | os.PathLike | None = None,
+    from_logits: bool | Literal["auto"] = "auto",
+    stats: Callable[[Context], dict[str, Any]] | None = None,
+) -> Result:
+    """The run every job shares: load the dataset (and predictions), build the Context, run ``suite``.
+
+    ``stats`` computes the Result's ``stats`` from the run's Context (e.g. evaluate's metrics tables),
+    so it shares what the checks already computed. Bad predictions fail before any image is decoded.
+
+    >>> result = run_suite("scan", "data/")                     # doctest: +SKIP
+    """
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cfg = config if isinstance(config, dict) else load_config(config)
@@ -50,18 +81,20 @@ def scan(
             raise ArgumentError("group_columns", col, f"a column of the dataset ({', '.join(map(str, dataset.samples.columns))})")
     if workers is not None and workers < 1:
         raise ArgumentError("workers", workers, "a positive integer")
+    preds = None if predictions is None else read_predictions(predictions, dataset, from_logits=from_logits)
     ctx = Context(
         dataset,
         settings={"group_columns": groups},
         feature_options={"cache_dir": cache_dir or default_cache_dir(), "use_cache": use_cache, "workers": workers,
                          "progress": progress, "max_pixels": max_pixels},
+        predictions=preds,
     )
     t0 = time.perf_counter()
     run = ctx.feature_run
     feature_seconds = time.perf_counter() - t0
     findings: list[Finding] = []
     timings: dict[str, float] = {}
-    for check in build_checks("scan", cfg.get("checks")):
+    for check in build_checks(suite, cfg.get("checks")):
         t = time.perf_counter()
         try:
             findings.extend(check.run(ctx))
@@ -73,6 +106,7 @@ def scan(
         timings[check.id] = round(time.perf_counter() - t, 4)
     run_info = {
         "version": __version__,
+        "job": suite,
         "started_at": started_at,
         "seconds": round(time.perf_counter() - started, 3),
         "feature_seconds": round(feature_seconds, 3),
@@ -82,6 +116,10 @@ def scan(
         "group_columns": groups,
         "check_seconds": timings,
     }
+    if preds is not None:
+        run_info["predictions"] = {"path": preds.source, "classes": preds.classes,
+                                   "with_prediction": int(preds.has.sum()), "without_prediction": preds.missing,
+                                   "notes": list(preds.notes)}
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
     return Result(findings=findings, issues=ctx.issues_frame(), features=features,
-                  dataset_summary=dataset.summary(), run_info=run_info)
+                  dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {})

@@ -20,7 +20,8 @@ from .checks import REGISTRY, Check
 from .errors import SourceError
 
 #: Checks that judge a model's predictions; ``scan`` has none, so they run in ``evaluate`` only.
-EVALUATE_CHECKS = ["labels.label_issues", "segments.weak_segments"]
+EVALUATE_CHECKS = ["evaluation.metrics", "evaluation.small_test_set", "evaluation.calibration",
+                   "evaluation.overfitting", "labels.label_issues", "segments.weak_segments"]
 
 SUITES: dict[str, list[str]] = {
     "scan": [cid for cid in REGISTRY if cid not in EVALUATE_CHECKS],

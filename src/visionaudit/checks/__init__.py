@@ -4,6 +4,7 @@ from __future__ import annotations
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
+from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
 from .labels import LabelIssues
 from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
 from .leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
@@ -21,6 +22,7 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     ExactDuplicates, NearDuplicates, ConflictingDuplicateLabels, ExactSplitLeakage, NearSplitLeakage, GroupLeakage,
     Outliers,
     LabelIssues,
+    EvaluationMetrics, SmallTestSet, Calibration, Overfitting,
     WeakSegments,
 ]}
 

@@ -1,0 +1,59 @@
+"""``evaluate``: judge a model's predictions on a dataset (metrics with CIs, label issues, calibration...)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .checks.evaluation import EvaluationMetrics, metrics_tables
+from .context import Context
+from .dataset import Dataset
+from .features.decode import DEFAULT_MAX_PIXELS
+from .findings import Result
+from .scan import run_suite
+from .suites import load_config
+
+
+def evaluate(
+    source: str | os.PathLike | Dataset,
+    predictions: str | os.PathLike,
+    *,
+    images: str | os.PathLike | None = None,
+    group_columns: Sequence[str] = (),
+    config: str | os.PathLike | dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    progress: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    from_logits: bool | Literal["auto"] = "auto",
+) -> Result:
+    """Evaluate a model's predictions on a labelled dataset with the ``evaluate`` suite.
+
+    ``predictions`` is a CSV/TSV/Parquet file keyed by ``sample_id`` or ``path`` with one probability
+    (or logit) column per class, or an ``.npy`` array in dataset order (see
+    :func:`visionaudit.dataset.predictions.read_predictions`). Metrics are computed per split on the
+    samples that have both a label and a prediction; use out-of-sample predictions (held-out splits,
+    cross-validated train predictions), or the label-issue check sees what the model memorised.
+
+    The Result's ``stats`` holds the metrics tables (``metrics``, ``per_class``, ``calibration``,
+    ``confusion``; see :func:`visionaudit.checks.evaluation.metrics_tables`) and ``run_info["predictions"]``
+    says which file was read.
+
+    >>> result = evaluate("data/", "preds.csv")                              # doctest: +SKIP
+    >>> result.stats["metrics"].query("split == 'test' and metric == 'accuracy'")  # doctest: +SKIP
+      split    metric  value    low   high    n
+    0  test  accuracy  0.884  0.856  0.912  500
+    >>> result.finding("small_test_set").message                            # doctest: +SKIP
+    """
+    cfg = config if isinstance(config, dict) else load_config(config)
+    # The stats tables use the metrics check's own settings, so they share its (memoised) bootstrap.
+    overrides = (cfg.get("checks") or {}).get(EvaluationMetrics.id, {})
+    params = EvaluationMetrics(**overrides).params_for_metrics()
+
+    def stats(ctx: Context) -> dict[str, Any]:
+        return metrics_tables(ctx, **params)
+
+    return run_suite("evaluate", source, images=images, group_columns=group_columns, config=cfg, cache_dir=cache_dir,
+                     use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels,
+                     predictions=predictions, from_logits=from_logits, stats=stats)

@@ -1,0 +1,237 @@
+"""The evaluate job on real MNIST digits with predictions made by the test itself.
+
+2,000 digits are written as PNG files into ``train/<digit>/`` (1,500) and ``test/<digit>/`` (500).
+Out-of-sample probabilities come from scikit-learn (PCA + logistic regression): 5-fold
+cross_val_predict on train, fit-on-train for test; a 1-NN's in-sample train predictions stand in for
+a model that memorised its training set. Every metric is checked against scikit-learn on the same
+probabilities, and every CI against the one bootstrap called directly.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import mnist_arrays
+from visionaudit import evaluate
+from visionaudit.checks.labels import corrected_candidates
+from visionaudit.cli import app
+from visionaudit.metrics import bootstrap_ci, samples_needed
+from visionaudit.suites import SUITES
+
+sklearn = pytest.importorskip("sklearn")
+pytest.importorskip("cleanlab")
+
+N_TRAIN, N_TEST, N_SMALL = 1500, 500, 100
+CLASSES = [str(c) for c in range(10)]
+
+
+def _write_split(root: Path, split: str, images: np.ndarray, labels: np.ndarray, offset: int) -> list[str]:
+    ids = []
+    for i, (img, label) in enumerate(zip(images, labels)):
+        folder = root / split / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{offset + i:05d}.png"
+        Image.fromarray(img).save(folder / name)
+        ids.append(f"{split}/{label}/{name}")
+    return ids
+
+
+def _write_predictions(path: Path, ids: list[str], probs: np.ndarray) -> Path:
+    table = pd.DataFrame(probs, columns=[f"prob_{c}" for c in CLASSES])
+    table.insert(0, "sample_id", ids)
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+
+    images, labels = mnist_arrays(N_TRAIN + N_TEST)
+    labels = labels.astype(int)
+    base = tmp_path_factory.mktemp("evaluate")
+    root = base / "digits"
+    train_ids = _write_split(root, "train", images[:N_TRAIN], labels[:N_TRAIN], 0)
+    test_ids = _write_split(root, "test", images[N_TRAIN:], labels[N_TRAIN:], N_TRAIN)
+    X = images.reshape(len(images), -1) / 255.0
+    Xtr, ytr, Xte, yte = X[:N_TRAIN], labels[:N_TRAIN], X[N_TRAIN:], labels[N_TRAIN:]
+    # Whitened components make the logistic regression converge in a few dozen iterations.
+    model = make_pipeline(PCA(30, whiten=True, svd_solver="covariance_eigh"), LogisticRegression(C=0.1, max_iter=500))
+    oof = cross_val_predict(model, Xtr, ytr, cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")
+    test_probs = model.fit(Xtr, ytr).predict_proba(Xte)
+    knn = KNeighborsClassifier(1).fit(Xtr, ytr)
+    preds = base / "preds"
+    preds.mkdir()
+    # A second dataset: the same train files (hard links, no copy) and only the first 100 test digits.
+    small = base / "small"
+    for sid in train_ids + test_ids[:N_SMALL]:
+        (small / sid).parent.mkdir(parents=True, exist_ok=True)
+        os.link(root / sid, small / sid)
+    return {
+        "root": root, "small": small, "cache": base / "cache",
+        "train_ids": train_ids, "test_ids": test_ids, "ytr": ytr, "yte": yte, "oof": oof, "test_probs": test_probs,
+        "csv": _write_predictions(preds / "oof.csv", train_ids + test_ids, np.vstack([oof, test_probs])),
+        "knn_csv": _write_predictions(preds / "knn.csv", train_ids + test_ids,
+                                      np.vstack([knn.predict_proba(Xtr), knn.predict_proba(Xte)])),
+        "small_csv": _write_predictions(preds / "small.csv", train_ids + test_ids[:N_SMALL],
+                                        np.vstack([oof, test_probs[:N_SMALL]])),
+    }
+
+
+@pytest.fixture(scope="module")
+def result(digits):
+    return evaluate(digits["root"], predictions=digits["csv"], cache_dir=digits["cache"])
+
+
+def test_evaluate_suite_holds_the_evaluation_checks():
+    assert {"evaluation.metrics", "evaluation.small_test_set", "evaluation.calibration",
+            "evaluation.overfitting", "labels.label_issues"} <= set(SUITES["evaluate"])
+    assert not any(cid.startswith("evaluation.") for cid in SUITES["scan"])
+
+
+def test_metrics_equal_sklearn_and_cis_come_from_the_one_bootstrap(digits, result):
+    from sklearn import metrics as skm
+
+    finding = result.finding("metrics")
+    assert finding.severity.value == "info" and finding.evidence["evaluation_split"] == "test"
+    for split, y, probs in (("test", digits["yte"], digits["test_probs"]), ("train", digits["ytr"], digits["oof"])):
+        got = finding.evidence["splits"][split]
+        pred = probs.argmax(axis=1)
+        assert got["n"] == len(y)
+        m = {name: row["value"] for name, row in got["metrics"].items()}
+        assert m["accuracy"] == skm.accuracy_score(y, pred)
+        assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred), abs=1e-12)
+        assert m["f1_macro"] == pytest.approx(skm.f1_score(y, pred, average="macro"), abs=1e-12)
+        assert m["roc_auc_macro"] == pytest.approx(skm.roc_auc_score(y, probs, multi_class="ovr"), abs=1e-12)
+        assert m["log_loss"] == pytest.approx(skm.log_loss(y, probs), abs=1e-12)
+        assert m["top_5_accuracy"] == skm.top_k_accuracy_score(y, probs, k=5)
+        per_class = pd.DataFrame(got["per_class"])
+        assert per_class["class"].tolist() == CLASSES
+        np.testing.assert_allclose(per_class["precision"], skm.precision_score(y, pred, average=None), atol=1e-12)
+        np.testing.assert_allclose(per_class["recall"], skm.recall_score(y, pred, average=None), atol=1e-12)
+        np.testing.assert_allclose(per_class["f1"], skm.f1_score(y, pred, average=None), atol=1e-12)
+        assert got["confusion"] == skm.confusion_matrix(y, pred).tolist()
+        for name, row in got["metrics"].items():
+            if name in ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro", "log_loss", "top_5_accuracy"):
+                assert row["low"] <= row["value"] <= row["high"], (split, name, row)
+        # Seeded: the accuracy CI is exactly the one bootstrap's on the correctness vector (in dataset order,
+        # which read_folder sorts by path).
+        order = np.argsort(digits[f"{split}_ids"])
+        ci = bootstrap_ci(lambda c: c.mean(axis=-1), (pred == y)[order], vectorized=True, seed=0)
+        assert (got["metrics"]["accuracy"]["low"], got["metrics"]["accuracy"]["high"]) == (ci.low, ci.high)
+    acc = skm.accuracy_score(digits["yte"], digits["test_probs"].argmax(axis=1))
+    test = finding.evidence["splits"]["test"]["metrics"]["accuracy"]
+    assert finding.message.startswith(
+        f"test (500 samples, 95% CIs): accuracy {acc:.3f} (CI {test['low']:.3f}-{test['high']:.3f}), balanced accuracy")
+    table = result.stats["metrics"].set_index(["split", "metric"])
+    assert table.loc[("test", "accuracy"), "value"] == acc and table.loc[("test", "accuracy"), "n"] == N_TEST
+    assert result.stats["confusion"]["test"].to_numpy().sum() == N_TEST
+    wrong = {sid for sid, y, p in zip(digits["train_ids"] + digits["test_ids"],
+                                      np.r_[digits["ytr"], digits["yte"]],
+                                      np.vstack([digits["oof"], digits["test_probs"]]).argmax(axis=1)) if y != p}
+    issues = result.issues
+    assert set(issues.index[issues["is_misclassified"]]) == wrong
+    assert result.run_info["predictions"]["path"] == str(digits["csv"])
+    assert result.run_info["job"] == "evaluate"
+
+
+def test_small_test_set_warning_follows_the_ci_width(digits, result):
+    acc = float((digits["test_probs"].argmax(axis=1) == digits["yte"]).mean())
+    # Default +-0.02 needs several hundred more test digits than 500 at this accuracy.
+    default = result.finding("small_test_set")
+    assert default is not None and default.severity.value == "warning"
+    assert default.evidence["n"] == N_TEST and default.evidence["needed"] == samples_needed(0.02, acc) > N_TEST
+    loose = {"checks": {"evaluation.small_test_set": {"max_ci_halfwidth": 0.05}}}
+    wide = evaluate(digits["root"], predictions=digits["csv"], config=loose, cache_dir=digits["cache"])
+    assert samples_needed(0.05, acc) <= N_TEST and wide.finding("small_test_set") is None
+    small = evaluate(digits["small"], predictions=digits["small_csv"], config=loose, cache_dir=digits["cache"])
+    acc_small = float((digits["test_probs"][:N_SMALL].argmax(axis=1) == digits["yte"][:N_SMALL]).mean())
+    found = small.finding("small_test_set")
+    assert found.evidence["n"] == N_SMALL and found.evidence["needed"] == samples_needed(0.05, acc_small) > N_SMALL
+
+
+def test_overfitting_flagged_for_memorised_train_predictions_only(digits, result):
+    assert result.finding("overfitting") is None and result.finding("underfitting") is None
+    memorised = evaluate(digits["root"], predictions=digits["knn_csv"], cache_dir=digits["cache"])
+    finding = memorised.finding("overfitting")
+    assert finding is not None
+    ev = finding.evidence
+    acc_test = memorised.finding("metrics").evidence["splits"]["test"]["metrics"]["accuracy"]["value"]
+    assert ev["train_accuracy"] == 1.0 and ev["test_accuracy"] == acc_test
+    assert ev["gap"] == pytest.approx(1.0 - acc_test, abs=1e-12) and 0.05 < ev["gap_low"] < ev["gap"] < ev["gap_high"]
+    assert finding.message.startswith(f"train accuracy 1.000 vs test {acc_test:.3f}: gap {ev['gap']:.3f}")
+
+
+def test_underfitting_when_predictions_are_the_class_prior(digits, tmp_path):
+    prior = np.bincount(digits["ytr"], minlength=10) / N_TRAIN
+    csv = _write_predictions(tmp_path / "prior.csv", digits["train_ids"] + digits["test_ids"],
+                             np.tile(prior, (N_TRAIN + N_TEST, 1)))
+    res = evaluate(digits["root"], predictions=csv, cache_dir=digits["cache"],
+                   config={"checks": {"labels.label_issues": {"enabled": False}}})
+    finding = res.finding("underfitting")
+    majority = int(prior.argmax())
+    assert finding.evidence["train_accuracy"] == prior.max()
+    assert finding.evidence["test_accuracy"] == float((digits["yte"] == majority).mean())
+    assert res.finding("overfitting") is None
+
+
+def test_cli_writes_report_findings_and_label_candidates(digits, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    args = ["evaluate", str(digits["root"]), "--predictions", str(digits["csv"]), "--out", str(out),
+            "--cache-dir", str(digits["cache"]), "--quiet"]
+    res = runner.invoke(app, args + ["--fail-on", "warning"])
+    assert res.exit_code == 1, res.output
+    assert {p.name for p in out.iterdir()} == {"report.html", "findings.json", "label_candidates.csv"}
+    doc = json.loads((out / "findings.json").read_text())
+    by_issue = {f["issue"]: f for f in doc["findings"]}
+    assert {"metrics", "small_test_set", "label_issues"} <= set(by_issue)
+    assert doc["run"]["predictions"]["path"] == str(digits["csv"])
+    table = pd.read_csv(out / "label_candidates.csv", dtype={"given_label": str, "suggested_label": str})
+    assert table["sample_id"].tolist() == by_issue["label_issues"]["samples"]
+    assert (table["given_label"] != table["suggested_label"]).all()
+    html = (out / "report.html").read_text()
+    assert "Model metrics with confidence intervals" in html and "Test set too small" in html
+    assert runner.invoke(app, args + ["--fail-on", "error"]).exit_code == 0
+
+
+def test_cli_bad_predictions_row_exits_2_naming_the_line(digits, tmp_path):
+    lines = digits["csv"].read_text().splitlines()
+    cells = lines[37].split(",")
+    cells[3] = "abc"
+    lines[37] = ",".join(cells)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(app, ["evaluate", str(digits["root"]), "--predictions", str(bad), "--out",
+                                   str(tmp_path / "out"), "--cache-dir", str(digits["cache"]), "--quiet"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert f"{bad}, line 38, field 'prob_2': not a finite number: 'abc'" in text.replace("\n", "")
+    assert not (tmp_path / "out").exists()
+
+
+def test_resampled_roc_auc_equals_ranking_each_resample():
+    from visionaudit.checks.evaluation import _roc_auc_macro
+    from visionaudit.metrics.classification import roc_auc_ovr
+
+    _, labels = mnist_arrays(300)
+    rng = np.random.default_rng(3)
+    # Scores rounded to 2 decimals: many ties, which the sort-once shortcut must count as halves.
+    probs = np.round(rng.dirichlet(np.ones(10), len(labels)), 2)
+    y = labels.astype(int)
+    fast = bootstrap_ci(_roc_auc_macro(y, probs), np.arange(len(y)), vectorized=True, n_resamples=200, seed=5)
+    slow = bootstrap_ci(lambda yy, pp: np.nanmean(roc_auc_ovr(yy, pp)), y, probs, n_resamples=200, seed=5)
+    assert fast.estimate == pytest.approx(slow.estimate, abs=1e-12)
+    assert (fast.low, fast.high, fast.standard_error) == pytest.approx((slow.low, slow.high, slow.standard_error),
+                                                                      abs=1e-12)
