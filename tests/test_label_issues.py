@@ -175,7 +175,7 @@ def test_no_predictions_no_finding_and_only_the_evaluate_suite_runs_it(noisy_mni
     assert LabelIssues().run(ctx) == [] and ctx.issues_frame().empty
     assert REGISTRY["labels.label_issues"] is LabelIssues
     assert "labels.label_issues" not in SUITES["scan"]
-    assert [type(c) for c in build_checks("evaluate")] == [LabelIssues]
+    assert LabelIssues in [type(c) for c in build_checks("evaluate")]
 
 
 def test_user_files_untouched(noisy_mnist, judged):
