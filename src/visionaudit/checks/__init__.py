@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
+from .baselines import ModelVsBaseline, PropertyShortcut
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
 from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
 from .labels import LabelIssues
@@ -24,6 +25,7 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     LabelIssues,
     EvaluationMetrics, SmallTestSet, Calibration, Overfitting,
     WeakSegments,
+    ModelVsBaseline, PropertyShortcut,
 ]}
 
 __all__ = ["Check", "REGISTRY"]
