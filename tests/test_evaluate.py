@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from conftest import mnist_arrays
 from visionaudit import evaluate
+from visionaudit.checks.evaluation import _ece, _roc_auc_macro, confidence_bins
 from visionaudit.checks.labels import corrected_candidates
 from visionaudit.cli import app
 from visionaudit.metrics import bootstrap_ci, samples_needed
@@ -203,6 +204,10 @@ def test_cli_writes_report_findings_and_label_candidates(digits, tmp_path):
     assert (table["given_label"] != table["suggested_label"]).all()
     html = (out / "report.html").read_text()
     assert "Model metrics with confidence intervals" in html and "Test set too small" in html
+    # The metrics table: one row per metric, one column per split, value and CI from the finding.
+    acc = by_issue["metrics"]["evidence"]["splits"]["test"]["metrics"]["accuracy"]
+    assert "Model metrics per split" in html and "Per class on test" in html
+    assert f'{acc["value"]:.3f} <span class="ci">[{acc["low"]:.3f}, {acc["high"]:.3f}]</span>' in html
     assert runner.invoke(app, args + ["--fail-on", "error"]).exit_code == 0
 
 
@@ -222,7 +227,6 @@ def test_cli_bad_predictions_row_exits_2_naming_the_line(digits, tmp_path):
 
 
 def test_resampled_roc_auc_equals_ranking_each_resample():
-    from visionaudit.checks.evaluation import _roc_auc_macro
     from visionaudit.metrics.classification import roc_auc_ovr
 
     _, labels = mnist_arrays(300)
@@ -235,3 +239,44 @@ def test_resampled_roc_auc_equals_ranking_each_resample():
     assert fast.estimate == pytest.approx(slow.estimate, abs=1e-12)
     assert (fast.low, fast.high, fast.standard_error) == pytest.approx((slow.low, slow.high, slow.standard_error),
                                                                       abs=1e-12)
+
+
+def _tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    sharp = probs ** (1.0 / temperature)
+    return sharp / sharp.sum(axis=1, keepdims=True)
+
+
+def test_calibration_flags_ece_above_threshold_and_says_which_way(digits, result, tmp_path):
+    from visionaudit.metrics import calibration_table, classification_metrics
+
+    yte, probs = digits["yte"], digits["test_probs"]
+    # The regularised logistic regression is under-confident on these digits: ECE 0.095.
+    finding = result.finding("miscalibrated")
+    expected = classification_metrics(yte, probs).ece
+    assert finding.evidence["ece"] == pytest.approx(expected, abs=1e-12) and expected > 0.05
+    assert "mostly under-confident" in finding.message
+    # The CI resamples the per-sample (bin, confidence, correct) rows: same draws as recomputing the table.
+    order = np.argsort(digits["test_ids"])
+    y, p = yte[order], probs[order]
+
+    def ece(yy, pp):
+        t = calibration_table(yy, pp)
+        return float((t["count"] * t["gap"].abs()).sum() / len(yy))
+
+    slow = bootstrap_ci(ece, y, p, n_resamples=200)
+    fast = bootstrap_ci(_ece(15), confidence_bins(p, 15), p.max(axis=1), p.argmax(axis=1) == y, vectorized=True,
+                        n_resamples=200)
+    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
+    table = pd.DataFrame(finding.evidence["reliability"])
+    assert table["count"].sum() == N_TEST
+    no_labels = {"checks": {"labels.label_issues": {"enabled": False}}}
+    runs = {}
+    for temperature in (0.6, 0.25):
+        csv = _write_predictions(tmp_path / f"t{temperature}.csv", digits["train_ids"] + digits["test_ids"],
+                                 np.vstack([digits["oof"], _tempered(probs, temperature)]))
+        runs[temperature] = evaluate(digits["root"], predictions=csv, config=no_labels, cache_dir=digits["cache"])
+    # Sharpened by 1/0.6 the ECE falls to 0.036; by 1/0.25 the model turns over-confident (0.113).
+    assert runs[0.6].finding("miscalibrated") is None
+    sharp = runs[0.25].finding("miscalibrated")
+    assert sharp.evidence["ece"] == pytest.approx(classification_metrics(yte, _tempered(probs, 0.25)).ece, abs=1e-12)
+    assert "mostly over-confident" in sharp.message

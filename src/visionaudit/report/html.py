@@ -109,6 +109,7 @@ def render_html(
         sections=sections,
         checks=_checks_table(result, ordered),
         classes=_class_counts(result),
+        metrics=_model_metrics(result),
         undecodable=table.undecodable,
         thumb_size=thumb_size,
     )
@@ -473,6 +474,21 @@ def _class_counts(result: Result) -> dict[str, Any] | None:
         "unlabelled": unlabelled,
         "unit": unit,
     }
+
+
+def _model_metrics(result: Result) -> dict[str, Any] | None:
+    """The evaluation.metrics finding as tables: each metric per split with its CI, and the evaluation
+    split's per-class precision/recall/F1 (None when the run judged no predictions)."""
+    found = result.finding("metrics")
+    splits = found.evidence.get("splits") if found is not None else None
+    if not splits:
+        return None
+    names = list(splits)
+    main = found.evidence.get("evaluation_split", names[0])
+    rows = [{"metric": metric.replace("_", " "), "cells": [splits[s]["metrics"].get(metric, {}) for s in names]}
+            for metric in splits[main]["metrics"]]
+    return {"splits": [{"name": s, "n": splits[s]["n"]} for s in names], "rows": rows, "main": main,
+            "confidence": found.evidence.get("confidence", 0.95), "per_class": splits[main]["per_class"]}
 
 
 @lru_cache(maxsize=1)
