@@ -44,6 +44,11 @@ def _write_split(root: Path, split: str, images: np.ndarray, labels: np.ndarray,
     return ids
 
 
+def _only(*checks: str, **settings: dict) -> dict:
+    """A config running only ``checks`` of the evaluate suite (each repeated run stays quick)."""
+    return {"checks": {**{cid: {"enabled": False} for cid in SUITES["evaluate"] if cid not in checks}, **settings}}
+
+
 def _write_predictions(path: Path, ids: list[str], probs: np.ndarray) -> Path:
     table = pd.DataFrame(probs, columns=[f"prob_{c}" for c in CLASSES])
     table.insert(0, "sample_id", ids)
@@ -69,7 +74,8 @@ def digits(tmp_path_factory):
     Xtr, ytr, Xte, yte = X[:N_TRAIN], labels[:N_TRAIN], X[N_TRAIN:], labels[N_TRAIN:]
     # Whitened components make the logistic regression converge in a few dozen iterations.
     model = make_pipeline(PCA(30, whiten=True, svd_solver="covariance_eigh"), LogisticRegression(C=0.1, max_iter=500))
-    oof = cross_val_predict(model, Xtr, ytr, cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    oof = cross_val_predict(model, Xtr, ytr, cv=folds, method="predict_proba")
     test_probs = model.fit(Xtr, ytr).predict_proba(Xte)
     knn = KNeighborsClassifier(1).fit(Xtr, ytr)
     preds = base / "preds"
@@ -153,7 +159,7 @@ def test_small_test_set_warning_follows_the_ci_width(digits, result):
     default = result.finding("small_test_set")
     assert default is not None and default.severity.value == "warning"
     assert default.evidence["n"] == N_TEST and default.evidence["needed"] == samples_needed(0.02, acc) > N_TEST
-    loose = {"checks": {"evaluation.small_test_set": {"max_ci_halfwidth": 0.05}}}
+    loose = _only("evaluation.small_test_set", **{"evaluation.small_test_set": {"max_ci_halfwidth": 0.05}})
     wide = evaluate(digits["root"], predictions=digits["csv"], config=loose, cache_dir=digits["cache"])
     assert samples_needed(0.05, acc) <= N_TEST and wide.finding("small_test_set") is None
     small = evaluate(digits["small"], predictions=digits["small_csv"], config=loose, cache_dir=digits["cache"])
@@ -162,9 +168,23 @@ def test_small_test_set_warning_follows_the_ci_width(digits, result):
     assert found.evidence["n"] == N_SMALL and found.evidence["needed"] == samples_needed(0.05, acc_small) > N_SMALL
 
 
+def test_small_test_set_at_perfect_accuracy_uses_the_exact_bound(digits, tmp_path):
+    # 100 of 100 right: the normal approximation would call any test set big enough; the exact 95% bound
+    # on the error rate is -ln(0.05)/n (rule of three), so +-0.05 needs 60 samples and +-0.02 needs 150.
+    perfect = np.eye(10)[np.r_[digits["ytr"], digits["yte"][:N_SMALL]]]
+    csv = _write_predictions(tmp_path / "perfect.csv", digits["train_ids"] + digits["test_ids"][:N_SMALL], perfect)
+    for width, needed in ((0.05, None), (0.02, 150)):
+        config = _only("evaluation.small_test_set", **{"evaluation.small_test_set": {"max_ci_halfwidth": width}})
+        res = evaluate(digits["small"], predictions=csv, config=config, cache_dir=digits["cache"])
+        found = res.finding("small_test_set")
+        assert (found.evidence["needed"] if found else None) == needed
+    assert found.evidence["ci_halfwidth"] == pytest.approx(-np.log(0.05) / N_SMALL)
+
+
 def test_overfitting_flagged_for_memorised_train_predictions_only(digits, result):
     assert result.finding("overfitting") is None and result.finding("underfitting") is None
-    memorised = evaluate(digits["root"], predictions=digits["knn_csv"], cache_dir=digits["cache"])
+    memorised = evaluate(digits["root"], predictions=digits["knn_csv"], cache_dir=digits["cache"],
+                         config=_only("evaluation.metrics", "evaluation.overfitting"))
     finding = memorised.finding("overfitting")
     assert finding is not None
     ev = finding.evidence
@@ -179,7 +199,7 @@ def test_underfitting_when_predictions_are_the_class_prior(digits, tmp_path):
     csv = _write_predictions(tmp_path / "prior.csv", digits["train_ids"] + digits["test_ids"],
                              np.tile(prior, (N_TRAIN + N_TEST, 1)))
     res = evaluate(digits["root"], predictions=csv, cache_dir=digits["cache"],
-                   config={"checks": {"labels.label_issues": {"enabled": False}}})
+                   config=_only("evaluation.overfitting"))
     finding = res.finding("underfitting")
     majority = int(prior.argmax())
     assert finding.evidence["train_accuracy"] == prior.max()
@@ -269,12 +289,12 @@ def test_calibration_flags_ece_above_threshold_and_says_which_way(digits, result
     assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
     table = pd.DataFrame(finding.evidence["reliability"])
     assert table["count"].sum() == N_TEST
-    no_labels = {"checks": {"labels.label_issues": {"enabled": False}}}
     runs = {}
     for temperature in (0.6, 0.25):
         csv = _write_predictions(tmp_path / f"t{temperature}.csv", digits["train_ids"] + digits["test_ids"],
                                  np.vstack([digits["oof"], _tempered(probs, temperature)]))
-        runs[temperature] = evaluate(digits["root"], predictions=csv, config=no_labels, cache_dir=digits["cache"])
+        runs[temperature] = evaluate(digits["root"], predictions=csv, config=_only("evaluation.calibration"),
+                                     cache_dir=digits["cache"])
     # Sharpened by 1/0.6 the ECE falls to 0.036; by 1/0.25 the model turns over-confident (0.113).
     assert runs[0.6].finding("miscalibrated") is None
     sharp = runs[0.25].finding("miscalibrated")

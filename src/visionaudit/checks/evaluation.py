@@ -13,6 +13,7 @@ by split (``"all"`` when the dataset has no splits, ``"unsplit"`` for samples wi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ HEADLINE = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro", "log_l
 LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1_macro": "macro F1",
           "roc_auc_macro": "macro ROC-AUC", "log_loss": "log-loss"}
 BOOTSTRAP_DEFAULTS = {"n_resamples": 1000, "confidence": 0.95, "seed": 0}
+CALIBRATION_COLUMNS = ("split", "lower", "upper", "count", "confidence", "accuracy", "gap")
 
 
 @dataclass
@@ -279,8 +281,8 @@ def metrics_tables(ctx: Context, **params: Any) -> dict[str, Any]:
         "metrics": pd.DataFrame(metric_rows, columns=["split", "metric", "value", "low", "high", "n"]),
         "per_class": pd.DataFrame(class_rows, columns=["split", "class", "support", "predicted", "precision", "recall",
                                                        "f1", "roc_auc", "pr_auc"]),
-        "calibration": (pd.concat(calibration, ignore_index=True)[["split", "lower", "upper", "count", "confidence",
-                                                                   "accuracy", "gap"]] if calibration else pd.DataFrame()),
+        "calibration": (pd.concat(calibration, ignore_index=True)[list(CALIBRATION_COLUMNS)]
+                        if calibration else pd.DataFrame(columns=list(CALIBRATION_COLUMNS))),
         "confusion": confusion,
     }
 
@@ -338,7 +340,8 @@ class SmallTestSet(Check):
     severity = Severity.WARNING
     defaults = {"max_ci_halfwidth": 0.02, "confidence": 0.95}
     why = ("On a small test set the accuracy itself is uncertain: with 500 images at 90% accuracy the 95% interval is "
-           "about +-2.6 points, so differences between models or releases smaller than that are noise.")
+           "about +-2.6 points, so differences between models or releases smaller than that are noise. Even 100 right "
+           "out of 100 only bounds the error rate below 3% (95%).")
     fix = ("Label more test images (the finding says how many a CI of the wanted half-width needs), or report the "
            "interval and decide only on differences larger than it.")
 
@@ -350,10 +353,13 @@ class SmallTestSet(Check):
         d = data[name]
         accuracy = float(d.correct.mean())
         width, level = float(self.params["max_ci_halfwidth"]), float(self.params["confidence"])
-        needed = samples_needed(width, accuracy, confidence=level)
+        # Near 0 or 100% accuracy the normal approximation claims a CI of width ~0; the exact one-sided bound
+        # (the "rule of three" at 95%) still needs -ln(1 - confidence) / width samples, so that is the floor.
+        floor = -math.log(1.0 - level)
+        needed = max(samples_needed(width, accuracy, confidence=level), math.ceil(floor / width - 1e-9))
         if d.n >= needed:
             return []
-        now = ci_halfwidth(d.n, accuracy, confidence=level)
+        now = max(ci_halfwidth(d.n, accuracy, confidence=level), floor / d.n)
         message = (f"the {name} split has {d.n} samples with labels and predictions; a {level:.0%} CI of accuracy "
                    f"+-{width:g} at the observed accuracy {accuracy:.3f} needs {needed} (now +-{now:.3f})")
         evidence = {"split": name, "n": d.n, "needed": needed, "accuracy": accuracy, "ci_halfwidth": now}
@@ -438,8 +444,8 @@ class Overfitting(Check):
         if acc_train < majority["train"] + margin and acc_held < majority[name] + margin:
             findings.append(self.finding(
                 issue="underfitting", evidence=evidence, title="Underfitting: barely better than the majority class",
-                message=(f"train accuracy {acc_train:.3f} and {name} {acc_held:.3f} are both less than {margin:g} above "
-                         f"always predicting the most common class ({majority['train']:.3f} / {majority[name]:.3f})")))
+                message=(f"train accuracy {acc_train:.3f} and {name} {acc_held:.3f} are both less than {margin:g} "
+                         f"above always predicting the most common class ({majority['train']:.3f} / {majority[name]:.3f})")))
         return findings
 
 
