@@ -22,8 +22,14 @@ from .errors import ArgumentError
 #: :func:`knn` is exact while queries x indexed rows <= EXACT_LIMIT ** 2: a 20,000-row self-search
 #: takes about 5 s on two cores, and the cost grows with the square of the rows.
 EXACT_LIMIT = 20_000
-#: Memory the exact search may use for one block of query-to-index distances.
+#: Memory the forest refinement may use for one block of candidate distances.
 BLOCK_BYTES = 64 * 2**20
+#: Size of one block of query-to-index distances in the exact search: small enough to stay in the
+#: CPU's last-level cache while the k nearest are picked from it, large enough that the threaded
+#: matrix products stay few. A 35,000 x 5,000 search on 2 cores: 0.43 s in 64 MiB blocks, 0.34 s
+#: in 16 MiB; 4 MiB blocks took 0.26 s on an idle machine but 2.7 s (against 1.0 s for 64 MiB)
+#: while other processes used the cores, as each of 168 products waited for its threads.
+EXACT_BLOCK_BYTES = 16 * 2**20
 METRICS = ("euclidean", "cosine")
 METHODS = ("auto", "exact", "hnsw", "forest")
 
@@ -140,15 +146,15 @@ def _top_k(d2: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
 def _exact(x: np.ndarray, q: np.ndarray, k: int, self_query: bool) -> tuple[np.ndarray, np.ndarray]:
     n = len(x)
     x_sq = np.einsum("ij,ij->i", x, x)
-    block = max(1, BLOCK_BYTES // (4 * max(n, 1)))
+    block = max(1, EXACT_BLOCK_BYTES // (4 * max(n, 1)))
     out_i = np.empty((len(q), k), np.int64)
     out_d = np.empty((len(q), k), np.float32)
     cols = np.broadcast_to(np.arange(n, dtype=np.int64), (min(block, len(q)), n))
     for start in range(0, len(q), block):
         qb = q[start:start + block]
-        # |q|^2 is the same along a row, so rank on |x|^2 - 2 q.x and add it to the k kept.
-        part = qb @ x.T
-        part *= -2.0
+        # |q|^2 is the same along a row, so rank on |x|^2 - 2 q.x and add it to the k kept
+        # (scaling q by -2 first is exact, and saves a pass over the block).
+        part = (-2.0 * qb) @ x.T
         part += x_sq[None, :]
         if self_query:
             rows = np.arange(len(qb))

@@ -73,6 +73,8 @@ SEARCH_DIMS = 64
 #: Pairs whose similarity over the query views is this far below ``similarity`` are not searched
 #: over all windows (a 3-6% crop off some sides scored 0.84 on the query views, 0.98 searched).
 REFINE_MARGIN = 0.15
+#: Crop windows whose views are made at once in that search.
+REFINE_WINDOWS = 15
 _VIEW = TINY_SIDE
 
 NEAR_DEFAULTS = {"similarity": 0.90, "contrast": 0.33}
@@ -89,14 +91,23 @@ def _area_matrix(lo: float, hi: float, n_in: int = THUMB_SIDE, n_out: int = _VIE
     return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def view_vectors(thumbs: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
-    """Structure vectors of the ``window`` (top, bottom, left, right crop fractions) of each
-    (n, 32, 32) thumbnail, resampled to 16x16 by area averaging."""
-    top, bottom, left, right = window
-    rows = _area_matrix(top, 1.0 - bottom)
-    cols = _area_matrix(left, 1.0 - right)
-    views = rows @ (thumbs if thumbs.dtype == np.float32 else thumbs.astype(np.float32)) @ cols.T
-    return structure_vectors(views)
+def view_vectors(thumbs: np.ndarray, windows: list[tuple[float, float, float, float]],
+                 chunk: int = 512) -> np.ndarray:
+    """(n, len(windows), dim) structure vectors of each ``window`` (top, bottom, left, right crop
+    fractions) of each (n, 32, 32) thumbnail, resampled to 16x16 by area averaging; ``chunk``
+    thumbnails at a time, so that the intermediate arrays stay in the CPU cache."""
+    gray = thumbs if thumbs.dtype == np.float32 else thumbs.astype(np.float32)
+    resample = [(_area_matrix(top, 1.0 - bottom), _area_matrix(left, 1.0 - right).T)
+                for top, bottom, left, right in windows]
+    out = np.empty((len(gray), len(windows), 2 * (_VIEW - 1) ** 2), np.float32)
+    views = np.empty((min(chunk, len(gray)), len(windows), _VIEW, _VIEW), np.float32)
+    for start in range(0, len(gray), chunk):
+        part = gray[start:start + chunk]
+        for k, (rows, cols) in enumerate(resample):
+            views[:len(part), k] = rows @ part @ cols
+        out[start:start + len(part)] = structure_vectors(views[:len(part)].reshape(-1, _VIEW, _VIEW)).reshape(
+            len(part), len(windows), -1)
+    return out
 
 
 @dataclass
@@ -138,10 +149,10 @@ def duplicate_index(ctx: Context, exact: dict[str, float] | None = None,
     exact = {**EXACT_DEFAULTS, **(exact or {})}
     near = {**NEAR_DEFAULTS, **(near or {})}
     key = ("duplicates.index", tuple(sorted(exact.items())), tuple(sorted(near.items())))
-    return ctx.memo(key, lambda: _build_index(ctx.features[ctx.valid.to_numpy()], exact, near))
+    return ctx.memo(key, lambda: _build_index(ctx, exact, near))
 
 
-def _candidate_pairs(rows: pd.DataFrame, full: np.ndarray, queries: list[np.ndarray]) -> np.ndarray:
+def _candidate_pairs(rows: pd.DataFrame, views: np.ndarray) -> np.ndarray:
     n = len(rows)
     phashes = rows["phash"].to_numpy(np.int64)
     banded = hash_band_pairs(phashes, bands=PHASH_BANDS, max_bucket=MAX_BUCKET)
@@ -152,29 +163,54 @@ def _candidate_pairs(rows: pd.DataFrame, full: np.ndarray, queries: list[np.ndar
     found.append(np.stack([order[:-1][same], order[1:][same]], axis=1))
     if n > 1:
         # Principal components of the whole views: the search needs rank order, not exact values.
+        full = views[:, 0]
         sample = full[np.random.default_rng(0).permutation(n)[:4096]]
         centred = sample - sample.mean(0)
         _, vectors = np.linalg.eigh(centred.T @ centred)
         basis = vectors[:, ::-1][:, :SEARCH_DIMS]
         index = full @ basis
-        nb = knn(index, min(CANDIDATE_NEIGHBOURS, n), queries=np.vstack([q @ basis for q in queries]), metric="cosine")
-        found.append(knn_pairs(nb, np.tile(np.arange(n), len(queries))))
+        # Queries image by image (all views of an image in a row): the pairs are the same in any order.
+        queries = views.reshape(-1, views.shape[2]) @ basis
+        nb = knn(index, min(CANDIDATE_NEIGHBOURS, n), queries=queries, metric="cosine")
+        found.append(knn_pairs(nb, np.repeat(np.arange(n), views.shape[1])))
     return unique_pairs(np.concatenate(found), n)
 
 
-def _match(views: list[np.ndarray], i: np.ndarray, j: np.ndarray, chunk: int = 32768) -> np.ndarray:
-    """max over views v of max(v(i) . whole(j), whole(i) . v(j)), ``views[0]`` being the whole
-    image; in chunks of pairs so that the gathered rows stay small."""
-    out = np.empty(len(i), np.float32)
-    for start in range(0, len(i), chunk):
-        a, b = i[start:start + chunk], j[start:start + chunk]
-        whole_a, whole_b = views[0][a], views[0][b]
-        best = np.einsum("ij,ij->i", whole_a, whole_b)
-        for view in views[1:]:
-            best = np.maximum(best, np.einsum("ij,ij->i", view[a], whole_b))
-            best = np.maximum(best, np.einsum("ij,ij->i", whole_a, view[b]))
-        out[start:start + chunk] = best
-    return out
+def _match(views: np.ndarray, i: np.ndarray, j: np.ndarray, block: int = 4096) -> np.ndarray:
+    """max over views v of max(v(i) . whole(j), whole(i) . v(j)) for the pairs (i, j), where
+    ``views`` is (n, views, dim) and ``views[:, 0]`` the whole image.
+
+    Each image's views meet the whole views of all its partners in one matrix product, so a
+    partner's row is gathered once per direction rather than once per view: on 96,000 candidate
+    pairs of 5,000 images with 7 views this is several times faster than gathering a pair's rows
+    view by view. Images are taken in order of their number of partners, about ``block`` partner
+    rows at a time, so that padding to the widest in a batch wastes little.
+    """
+    n = len(views)
+    source, target = np.concatenate([i, j]), np.concatenate([j, i])
+    order = np.argsort(source, kind="stable")
+    target = target[order]
+    degree = np.bincount(source, minlength=n)
+    first = np.concatenate([[0], np.cumsum(degree)[:-1]])
+    images = np.argsort(degree, kind="stable")
+    images = images[degree[images] > 0]
+    whole = views[:, 0]
+    best = np.empty(len(source), np.float32)
+    pos = 0
+    while pos < len(images):
+        width = degree[images[pos:]]
+        end = pos + max(1, int(np.searchsorted(np.arange(1, len(width) + 1) * width, block, side="right")))
+        batch = images[pos:end]
+        width, slots = degree[batch], np.arange(degree[batch[-1]])
+        # Rows with fewer partners repeat their last one; the repeats are not written back.
+        edge = first[batch, None] + np.minimum(slots[None, :], width[:, None] - 1)
+        scores = np.matmul(views[batch], whole[target[edge]].transpose(0, 2, 1)).max(axis=1)
+        real = slots[None, :] < width[:, None]
+        best[edge[real]] = scores[real]
+        pos = end
+    directed = np.empty(len(source), np.float32)
+    directed[order] = best
+    return np.maximum(directed[:len(i)], directed[len(i):])
 
 
 def _same_pixels(tiny: np.ndarray, whole: np.ndarray, i: np.ndarray, j: np.ndarray, exact: dict[str, float],
@@ -219,11 +255,14 @@ def _needed(sim: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, near: dict[st
     return np.maximum(near["similarity"], 1.0 - near["contrast"] * (1.0 - r))
 
 
-def _build_index(rows: pd.DataFrame, exact: dict[str, float], near: dict[str, float]) -> DuplicateIndex:
+def _build_index(ctx: Context, exact: dict[str, float], near: dict[str, float]) -> DuplicateIndex:
+    rows = ctx.features[ctx.valid.to_numpy()]
     n = len(rows)
     thumbs = (thumb_matrix(rows["thumb"].tolist()) if n else np.zeros((0, THUMB_SIDE, THUMB_SIDE))).astype(np.float32)
-    queries = [view_vectors(thumbs, w) for w in QUERY_WINDOWS]
-    pairs = _candidate_pairs(rows, queries[0], queries) if n > 1 else np.empty((0, 2), np.int64)
+    views = view_vectors(thumbs, QUERY_WINDOWS)
+    # The candidates do not depend on the thresholds: one search serves every setting of a run.
+    pairs = (ctx.memo("duplicates.candidates", lambda: _candidate_pairs(rows, views)) if n > 1
+             else np.empty((0, 2), np.int64))
     i, j = pairs[:, 0], pairs[:, 1]
 
     width, height = rows["width"].to_numpy(), rows["height"].to_numpy()
@@ -232,20 +271,21 @@ def _build_index(rows: pd.DataFrame, exact: dict[str, float], near: dict[str, fl
     level = tiny.mean(axis=1)
     maybe = np.flatnonzero(~is_exact & (width[i] == width[j]) & (height[i] == height[j])
                            & (np.abs(level[i] - level[j]) <= exact["max_mean_shift"]))
-    is_exact[maybe] = _same_pixels(tiny, queries[0], i[maybe], j[maybe], exact)
+    is_exact[maybe] = _same_pixels(tiny, views[:, 0], i[maybe], j[maybe], exact)
     exact_pairs = pairs[is_exact]
 
     # Near: similarity over the query views first, the full window search only where it can matter.
-    sim = _match(queries, i, j)
+    sim = _match(views, i, j)
     refine = (~is_exact) & (sim >= near["similarity"] - REFINE_MARGIN)
     if refine.any():
         involved, local = np.unique(pairs[refine], return_inverse=True)
         li, lj = local.reshape(-1, 2).T
         sub = thumbs[involved]
-        whole = view_vectors(sub, WINDOWS[0])
         best = sim[refine]
-        for window in WINDOWS[1:]:
-            best = np.maximum(best, _match([whole, view_vectors(sub, window)], li, lj))
+        # A few windows at a time (with the whole view first), so the views stay small.
+        for start in range(1, len(WINDOWS), REFINE_WINDOWS):
+            chunk = view_vectors(sub, WINDOWS[:1] + WINDOWS[start:start + REFINE_WINDOWS])
+            best = np.maximum(best, _match(chunk, li, lj))
         sim[refine] = best
     sim = np.clip(sim, 0.0, 1.0)
     is_near = (~is_exact) & (sim >= _needed(sim, i, j, n, near))
@@ -281,8 +321,10 @@ def _plain(value: Any) -> Any:
 class _SampleFacts:
     """Per-sample columns as plain arrays, for describing many groups quickly."""
 
-    position: pd.Series
+    position: dict[Any, int]
     order_key: np.ndarray
+    ids: list[Any]
+    paths: list[Any]
     labels: list[Any]
     splits: list[Any]
 
@@ -296,8 +338,11 @@ def _facts(ctx: Context) -> _SampleFacts:
         key = np.lexsort((np.arange(len(f)), -size.fillna(-1).to_numpy(), -pixels.fillna(-1).to_numpy()))
         rank = np.empty(len(f), np.int64)
         rank[key] = np.arange(len(f))
-        return _SampleFacts(position=pd.Series(np.arange(len(f)), index=f.index), order_key=rank,
-                            labels=[_plain(v) for v in f["label"]], splits=[_plain(v) for v in f["split"]])
+        # Plain lists and a dict: groups are described one by one, and a pandas lookup per group
+        # cost more than building the duplicate index's pairs.
+        return _SampleFacts(position={s: p for p, s in enumerate(f.index)}, order_key=rank, ids=f.index.tolist(),
+                            paths=[_plain(v) for v in f["path"]], labels=[_plain(v) for v in f["label"]],
+                            splits=[_plain(v) for v in f["split"]])
     return ctx.memo("duplicates.sample_facts", compute)
 
 
@@ -305,9 +350,9 @@ def describe_group(ctx: Context, ids: list[str], kind: str, similarity: float) -
     """A finding group: members with the likely original first (most pixels, then largest file,
     then dataset order), with their labels and splits."""
     facts = _facts(ctx)
-    pos = facts.position.loc[ids].to_numpy()
+    pos = np.array([facts.position[s] for s in ids], np.int64)
     pos = pos[np.argsort(facts.order_key[pos], kind="stable")]
-    return {"samples": [ctx.sample_ids[p] for p in pos], "kind": kind, "similarity": round(float(similarity), 4),
+    return {"samples": [facts.ids[p] for p in pos], "kind": kind, "similarity": round(float(similarity), 4),
             "labels": [facts.labels[p] for p in pos], "splits": [facts.splits[p] for p in pos]}
 
 
@@ -319,7 +364,8 @@ def duplicate_groups(ctx: Context, index: DuplicateIndex) -> list[dict[str, Any]
 
 
 def _one_file(ctx: Context, ids: list[str]) -> bool:
-    return ctx.features.loc[ids, "path"].nunique() == 1
+    facts = _facts(ctx)
+    return len({facts.paths[facts.position[s]] for s in ids} - {None}) == 1
 
 
 class ExactDuplicates(Check):
