@@ -3,7 +3,8 @@
 property_shortcut: the 128 COCO128 train photos split into two class folders; class ``a`` re-saved at
 half size (or darkened) with the original JPEG tables, so only the planted property changes. The
 control assigns unmodified photos to the classes at random (10 seeds): measured 0 of 10 flagged
-(cross-validated property accuracy 0.45-0.60 against a majority rate of 0.50).
+(cross-validated property accuracy 0.445-0.602 against a majority rate of 0.50; the gain's lower 95%
+bound at most 0.00, against the 0.10 needed to flag).
 
 model_vs_baseline: 2,000 MNIST digits as PNGs, the first 1,000 in ``train/``, the rest in ``test/``;
 a good model (logistic regression, out-of-fold) beats every baseline; a useless one (seeded random
@@ -193,7 +194,7 @@ def test_useless_model_is_flagged_with_exact_baselines(mnist_models):
     # ... and significantly below image properties alone (ink amount tells a 1 from an 8).
     assert rows["image_properties"]["verdict"] == "worse" and rows["image_properties"]["high"] < 0
     assert finding.severity is Severity.ERROR
-    assert finding.message.startswith(f"On test (1000 samples) the model's accuracy {model_accuracy:.3f} is "
+    assert finding.message.startswith(f"On the test split (1000 samples) the model's accuracy {model_accuracy:.3f} is "
                                       "significantly worse than a baseline: majority ")
 
 
@@ -202,7 +203,44 @@ def test_registered_in_the_evaluate_suite_only_and_settings_checked(tmp_path):
         assert cid in REGISTRY and cid in SUITES["evaluate"] and cid not in SUITES["scan"]
     with pytest.raises(ValueError, match="accepts"):
         PropertyShortcut(min_gian=0.2)
-    ctx = Context(read_folder(_two_classes(tmp_path / "d", 0, None)), feature_options={"cache_dir": tmp_path / "c"})
+    root = _two_classes(tmp_path / "d", 0, None)
+    (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    ctx = Context(read_folder(root), feature_options={"cache_dir": tmp_path / "c"})
     assert ModelVsBaseline().run(ctx) == []  # no predictions: nothing to compare
+    # A corrupt image is left out of the property model (it has no properties), never a crash.
+    assert PropertyShortcut().run(ctx) == []
+    scores = ctx.issues_frame()["property_shortcut_score"]
+    assert scores.isna().sum() == 1 and np.isnan(scores["a/broken.jpg"]) and scores.notna().sum() == 128
     with pytest.raises(ValueError, match="unknown property model 'forest'"):
         PropertyShortcut(model="forest").run(ctx)
+
+
+def test_without_splits_all_labelled_samples_with_predictions_are_judged(tmp_path, feature_cache):
+    root = _two_classes(tmp_path / "nosplit", 4, None)
+    dataset = read_folder(root)
+    ids = dataset.samples["sample_id"].tolist()
+    labels = dataset.samples["label"].tolist()
+    rng = np.random.default_rng(5)
+    judged = sorted(rng.choice(len(ids), 100, replace=False))  # 28 samples have no prediction
+    # Right on a random 55 of the judged samples, wrong on the other 45: accuracy 0.55, not clearly above 0.5.
+    right = set(rng.permutation(100)[:55].tolist())
+    probs = [[0.9, 0.1] if (labels[i] == "a") == (k in right) else [0.1, 0.9] for k, i in enumerate(judged)]
+    table = pd.DataFrame(probs, columns=["prob_a", "prob_b"])
+    table.insert(0, "sample_id", [ids[i] for i in judged])
+    table.to_csv(tmp_path / "preds.csv", index=False)
+    ctx = Context(dataset, predictions=read_predictions(tmp_path / "preds.csv", dataset),
+                  feature_options={"cache_dir": feature_cache})
+    (finding,) = ModelVsBaseline().run(ctx)
+    ev = finding.evidence
+    assert (ev["split"], ev["n"], ev["baseline_source"], ev["majority_class"]) == ("all", 100, "all labels", "a")
+    assert ev["model_accuracy"] == 0.55
+    rows = {row["baseline"]: row for row in ev["baselines"]}
+    assert rows["majority"]["accuracy"] == sum(labels[i] == "a" for i in judged) / 100
+    # 64 photos per class: a prior guess is right half the time whatever the class.
+    assert rows["class_prior"]["accuracy"] == 0.5
+    assert rows["image_properties"]["n"] == 100
+    assert finding.severity is Severity.WARNING
+    assert {row["verdict"] for row in rows.values()} == {"not significantly different"}
+    assert rows["image_properties"]["accuracy"] == 0.47
+    assert finding.message.startswith("On all labelled samples with predictions (100 samples) the model's accuracy "
+                                      "0.550 is not significantly better than a baseline: majority 0.500 (difference +0.050")

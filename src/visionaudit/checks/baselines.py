@@ -333,7 +333,8 @@ class ModelVsBaseline(Check):
         parts = "; ".join(f"{row['baseline']} {row['accuracy']:.3f} (difference {row['difference']:+.3f}, {level} CI "
                           f"{row['low']:+.3f} to {row['high']:+.3f}, p={row['p_value']:.3g}, {row['verdict']})"
                           for row in failing)
-        message = (f"On {split} ({len(given)} samples) the model's accuracy {model_acc.estimate:.3f} is "
+        where = "all labelled samples with predictions" if split == "all" else f"the {split} split"
+        message = (f"On {where} ({len(given)} samples) the model's accuracy {model_acc.estimate:.3f} is "
                    f"{'significantly worse than' if worse else 'not significantly better than'} a baseline: {parts}")
         evidence: dict[str, Any] = {
             "split": split, "n": len(given), "model_accuracy": model_acc.estimate,
