@@ -246,7 +246,11 @@ def evaluation_rows(ctx: Context) -> tuple[np.ndarray, str]:
     """Mask of the samples a model is evaluated on and the split's name.
 
     Labelled samples with a prediction in the test split; if there are none, in val; else all of them
-    (named ``"all"``).
+    (named ``"all"``). Needs ``ctx.predictions``.
+
+    >>> rows, split = evaluation_rows(ctx)          # doctest: +SKIP
+    >>> split, int(rows.sum())                      # doctest: +SKIP
+    ('test', 1000)
     """
     samples = ctx.dataset.samples
     judged = samples["label"].notna().to_numpy() & ctx.predictions.has
