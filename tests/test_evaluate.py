@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import jsonschema
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import visionaudit
 from conftest import mnist_arrays
 from visionaudit import evaluate
 from visionaudit.checks.evaluation import _ece, _roc_auc_macro, confidence_bins
@@ -216,6 +218,8 @@ def test_cli_writes_report_findings_and_label_candidates(digits, tmp_path):
     assert res.exit_code == 1, res.output
     assert {p.name for p in out.iterdir()} == {"report.html", "findings.json", "label_candidates.csv"}
     doc = json.loads((out / "findings.json").read_text())
+    schema = json.loads((Path(visionaudit.__file__).parent / "schema" / "findings.schema.json").read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(doc)) == []
     by_issue = {f["issue"]: f for f in doc["findings"]}
     assert {"metrics", "small_test_set", "label_issues"} <= set(by_issue)
     assert doc["run"]["predictions"]["path"] == str(digits["csv"])
@@ -300,3 +304,22 @@ def test_calibration_flags_ece_above_threshold_and_says_which_way(digits, result
     sharp = runs[0.25].finding("miscalibrated")
     assert sharp.evidence["ece"] == pytest.approx(classification_metrics(yte, _tempered(probs, 0.25)).ece, abs=1e-12)
     assert "mostly over-confident" in sharp.message
+
+
+def test_predictions_only_for_unlabelled_images_say_nothing_was_evaluated(digits, tmp_path):
+    # Labelled train digits and an unlabelled test folder (images directly under test/), predicted only there.
+    root = tmp_path / "mixed"
+    labelled = [sid for c in CLASSES for sid in [s for s in digits["train_ids"] if s.split("/")[1] == c][:5]]
+    for sid in labelled:
+        (root / sid).parent.mkdir(parents=True, exist_ok=True)
+        os.link(digits["root"] / sid, root / sid)
+    (root / "test").mkdir()
+    unlabelled = [f"test/{Path(sid).name}" for sid in digits["test_ids"][:20]]
+    for src, sid in zip(digits["test_ids"], unlabelled):
+        os.link(digits["root"] / src, root / sid)
+    csv = _write_predictions(tmp_path / "unlabelled.csv", unlabelled, digits["test_probs"][:20])
+    res = evaluate(root, predictions=csv, cache_dir=digits["cache"], config=_only("evaluation.metrics"))
+    (finding,) = res.findings
+    assert finding.issue == "nothing_evaluated" and finding.severity.value == "warning"
+    assert finding.message.startswith("20 samples have a prediction and 50 have a label, but none has both")
+    assert res.stats["metrics"].empty

@@ -308,7 +308,7 @@ class EvaluationMetrics(Check):
     def run(self, ctx: Context) -> list[Finding]:
         by_split = split_metrics(ctx, **self.params_for_metrics())
         if not by_split:
-            return []
+            return self._nothing_evaluated(ctx)
         ids = np.concatenate([m.data.ids for m in by_split.values()])
         p_true = np.concatenate([m.data.P[np.arange(m.data.n), m.data.y] for m in by_split.values()])
         wrong = ~np.concatenate([m.data.correct for m in by_split.values()])
@@ -331,6 +331,17 @@ class EvaluationMetrics(Check):
                        for name, o in by_split.items()},
         }
         return [self.finding(issue="metrics", message=message, evidence=evidence)]
+
+    def _nothing_evaluated(self, ctx: Context) -> list[Finding]:
+        if ctx.predictions is None:
+            return []
+        predicted = int(ctx.predictions.has.sum())
+        labelled = int(ctx.dataset.samples["label"].notna().sum())
+        message = (f"{predicted} samples have a prediction and {labelled} have a label, but none has both: "
+                   "no metric can be computed")
+        return [self.finding(issue="nothing_evaluated", message=message, severity=Severity.WARNING,
+                             title="No sample has both a label and a prediction",
+                             evidence={"with_prediction": predicted, "labelled": labelled})]
 
 
 class SmallTestSet(Check):
