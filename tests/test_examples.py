@@ -44,6 +44,10 @@ EXPECTED: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
     "leakage.near": [("near_split_leakage", ("near_split_copy",), "within")],
     "leakage.group": [("group_leakage", (), "absent")],
     "labels.label_issues": [("label_issues", (), "absent")],  # scan has no predictions
+    "evaluation.metrics": [("metrics", (), "absent"), ("nothing_evaluated", (), "absent")],  # evaluate only
+    "evaluation.small_test_set": [("small_test_set", (), "absent")],
+    "evaluation.calibration": [("miscalibrated", (), "absent")],
+    "evaluation.overfitting": [("overfitting", (), "absent"), ("underfitting", (), "absent")],
     "balance.outliers": [("outliers", (), "clean")],
     "balance.class_counts": [("class_counts", (), "present")],
     "balance.class_imbalance": [("class_imbalance", (), "present")],
