@@ -10,9 +10,12 @@ import pytest
 from PIL import Image
 
 import visionaudit
-from visionaudit.checks import REGISTRY
 from visionaudit.errors import ArgumentError
 from visionaudit.examples import LAYOUT, make_example_dataset
+from visionaudit.suites import SUITES
+
+#: A scan runs these; evaluate-only checks (labels, metrics, baselines...) need predictions.
+SCAN_CHECKS = SUITES["scan"]
 
 PLANTED = ["exact_duplicate", "near_duplicate", "near_split_copy", "cross_split_copy", "blurry", "dark", "overexposed",
            "truncated", "zero_byte", "wrong_extension", "exif_orientation", "odd_size", "odd_aspect_ratio", "noisy",
@@ -43,11 +46,6 @@ EXPECTED: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
     "leakage.exact": [("exact_split_leakage", ("cross_split_copy",), "exact")],
     "leakage.near": [("near_split_leakage", ("near_split_copy",), "within")],
     "leakage.group": [("group_leakage", (), "absent")],
-    "labels.label_issues": [("label_issues", (), "absent")],  # scan has no predictions
-    "evaluation.metrics": [("metrics", (), "absent"), ("nothing_evaluated", (), "absent")],  # evaluate only
-    "evaluation.small_test_set": [("small_test_set", (), "absent")],
-    "evaluation.calibration": [("miscalibrated", (), "absent")],
-    "evaluation.overfitting": [("overfitting", (), "absent"), ("underfitting", (), "absent")],
     "balance.outliers": [("outliers", (), "clean")],
     "balance.class_counts": [("class_counts", (), "present")],
     "balance.class_imbalance": [("class_imbalance", (), "present")],
@@ -186,11 +184,11 @@ def test_every_registered_check_finds_its_planted_problem(example, scanned):
     _, info = example
     pf = info["planted_files"]
     planted_any = {i for ids in pf.values() for i in ids}
-    unknown = sorted(set(REGISTRY) - set(EXPECTED))
+    unknown = sorted(set(SCAN_CHECKS) - set(EXPECTED))
     assert not unknown, f"add what the example dataset must show for {unknown} to EXPECTED (and plant it if needed)"
     failed = [f for f in scanned.findings if f.issue == "check_failed"]
     assert not failed, [(f.check, f.message) for f in failed]
-    for check_id in REGISTRY:
+    for check_id in SCAN_CHECKS:
         for issue, problems, how in EXPECTED[check_id]:
             finding = scanned.finding(issue)
             if how == "absent":
