@@ -19,7 +19,7 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     console = console or Console(stderr=False)
     ds = result.dataset_summary
     run = result.run_info
-    console.print(f"[bold]visionaudit scan[/bold] {ds['source']}  ({ds['format']}, {ds['samples']} samples, "
+    console.print(f"[bold]visionaudit {run.get('job', 'scan')}[/bold] {ds['source']}  ({ds['format']}, {ds['samples']} samples, "
                   f"splits: {ds['splits'] or 'none'})")
     console.print(f"decoded {run['images_decoded']} image(s), {run['images_from_cache']} from cache, in {run['seconds']:.1f}s")
     if not result.findings:
