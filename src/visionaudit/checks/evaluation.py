@@ -71,14 +71,10 @@ def _evaluated(ctx: Context) -> dict[str, SplitData]:
     if preds is None:
         return {}
     samples = ctx.dataset.samples
-    judged = samples["label"].notna().to_numpy() & preds.has
+    index = preds.label_index(samples["label"])
+    judged = index >= 0
     if not judged.any():
         return {}
-    position = {c: i for i, c in enumerate(preds.classes)}
-    labels = samples["label"].astype(str).to_numpy()
-    unknown = sorted(set(labels[judged]) - set(position))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not among the predictions' classes {preds.classes}")
     split = samples["split"]
     groups = pd.Series(ALL, index=samples.index) if split.isna().all() else split.fillna(UNSPLIT).astype(str)
     order = {"train": 0, "val": 1, "test": 2}
@@ -87,7 +83,7 @@ def _evaluated(ctx: Context) -> dict[str, SplitData]:
     for name in names:
         rows = judged & (groups == name).to_numpy()
         out[name] = SplitData(name, samples["sample_id"].to_numpy()[rows],
-                              np.array([position[v] for v in labels[rows]], dtype=np.int64),
+                              index[rows],
                               preds.probs[rows], list(preds.classes))
     return out
 

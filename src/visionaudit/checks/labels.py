@@ -48,15 +48,12 @@ class LabelIssues(Check):
         if preds is None:
             return []
         samples = ctx.dataset.samples
-        judged = samples["label"].notna().to_numpy() & preds.has
+        index = preds.label_index(samples["label"])
+        judged = index >= 0
         if not judged.any():
             return []
         given = samples["label"][judged].astype(str).to_numpy()
-        position = {c: i for i, c in enumerate(preds.classes)}
-        unknown = sorted(set(given) - set(position))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the predictions' classes {preds.classes}")
-        labels = np.array([position[g] for g in given])
+        labels = index[judged]
         probs = preds.probs[judged]
         cl = _cleanlab()
         ranked = cl.filter.find_label_issues(labels, probs, return_indices_ranked_by="self_confidence",

@@ -125,19 +125,15 @@ class WeakSegments(Check):
         if preds is None:
             return []
         samples = ctx.dataset.samples
-        judged = samples["label"].notna().to_numpy() & preds.has
+        index = preds.label_index(samples["label"])
+        judged = index >= 0
         if not judged.any():
             return []
-        given = samples["label"][judged].astype(str).to_numpy()
-        position = {c: i for i, c in enumerate(preds.classes)}
-        unknown = sorted(set(given) - set(position))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the predictions' classes {preds.classes}")
         probs = preds.probs[judged]
-        label_index = np.array([position[g] for g in given])
+        label_index = index[judged]
         correct = probs.argmax(axis=1) == label_index
         # Most confidently wrong first: the lower the probability of the given label, the worse.
-        given_prob = probs[np.arange(len(given)), label_index]
+        given_prob = probs[np.arange(len(label_index)), label_index]
         ids = samples["sample_id"][judged].astype(str).to_numpy()
 
         slices, skipped = self._slices(ctx, judged)

@@ -63,6 +63,25 @@ class Predictions:
         """True for samples that have a prediction."""
         return ~np.isnan(self.probs).any(axis=1)
 
+    def label_index(self, labels: pd.Series) -> np.ndarray:
+        """Each sample's label as a column of ``probs``; -1 where it has no label or no prediction.
+
+        Raises ValueError naming the labels of predicted samples that are not among ``classes``.
+
+        >>> p = Predictions(["cat", "dog"], np.array([[0.9, 0.1], [0.2, 0.8], [np.nan, np.nan]]), ["a", "b", "c"])
+        >>> p.label_index(pd.Series(["dog", None, "cat"])).tolist()
+        [1, -1, -1]
+        """
+        judged = labels.notna().to_numpy() & self.has
+        given = labels.astype(object).to_numpy()[judged].astype(str)
+        position = {c: i for i, c in enumerate(self.classes)}
+        unknown = sorted(set(given) - set(position))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the predictions' classes {self.classes}")
+        index = np.full(len(labels), -1, dtype=np.int64)
+        index[judged] = [position[g] for g in given]
+        return index
+
     @property
     def missing(self) -> int:
         """How many samples have no prediction."""
