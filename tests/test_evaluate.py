@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +233,12 @@ def test_cli_writes_report_findings_and_label_candidates(digits, tmp_path):
     acc = by_issue["metrics"]["evidence"]["splits"]["test"]["metrics"]["accuracy"]
     assert "Model metrics per split" in html and "Per class on test" in html
     assert f'{acc["value"]:.3f} <span class="ci">[{acc["low"]:.3f}, {acc["high"]:.3f}]</span>' in html
+    # The confusion matrix picture: K x K cells whose counts are the finding's matrix, row by row.
+    confusion = by_issue["metrics"]["evidence"]["splits"]["test"]["confusion"]
+    table_html = html[html.index('<table class="confusion">'):]
+    table_html = table_html[:table_html.index("</table>")]
+    cells = [int(c.replace(",", "")) for c in re.findall(r'<td title="[^"]*" style="[^"]*">([\d,]+)</td>', table_html)]
+    assert cells == [c for row in confusion for c in row]
     assert runner.invoke(app, args + ["--fail-on", "error"]).exit_code == 0
 
 

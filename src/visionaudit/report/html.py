@@ -488,7 +488,23 @@ def _model_metrics(result: Result) -> dict[str, Any] | None:
     rows = [{"metric": metric.replace("_", " "), "cells": [splits[s]["metrics"].get(metric, {}) for s in names]}
             for metric in splits[main]["metrics"]]
     return {"splits": [{"name": s, "n": splits[s]["n"]} for s in names], "rows": rows, "main": main,
-            "confidence": found.evidence.get("confidence", 0.95), "per_class": splits[main]["per_class"]}
+            "confidence": found.evidence.get("confidence", 0.95), "per_class": splits[main]["per_class"],
+            "confusion": _confusion_heatmap(found.evidence.get("classes"), splits[main].get("confusion"))}
+
+
+def _confusion_heatmap(classes: list[str] | None, counts: list[list[int]] | None) -> dict[str, Any] | None:
+    """Confusion-matrix cells (true class rows, predicted columns) shaded by the row-normalised rate.
+
+    Up to MAX_CLASSES classes; larger matrices stay in findings.json only.
+    """
+    if not classes or not counts or len(classes) > MAX_CLASSES:
+        return None
+    m = np.asarray(counts, dtype=float)
+    rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+    rows = [{"label": str(c), "cells": [{"count": int(m[i, j]), "rate": float(rates[i, j]),
+                                         "diagonal": i == j} for j in range(len(classes))]}
+            for i, c in enumerate(classes)]
+    return {"classes": [str(c) for c in classes], "rows": rows}
 
 
 @lru_cache(maxsize=1)
