@@ -22,7 +22,8 @@ from .errors import SourceError
 #: Checks that judge a model's predictions; ``scan`` has none, so they run in ``evaluate`` only.
 EVALUATE_CHECKS = ["evaluation.metrics", "evaluation.small_test_set", "evaluation.calibration",
                    "evaluation.overfitting", "labels.label_issues", "segments.weak_segments",
-                   "baselines.model_vs_baseline", "baselines.property_shortcut"]
+                   "baselines.model_vs_baseline", "baselines.property_shortcut",
+                   "errors.confused_pairs", "errors.confident_errors"]
 
 SUITES: dict[str, list[str]] = {
     "scan": [cid for cid in REGISTRY if cid not in EVALUATE_CHECKS],

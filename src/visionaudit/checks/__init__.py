@@ -5,6 +5,7 @@ from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClass
 from .base import Check
 from .baselines import ModelVsBaseline, PropertyShortcut
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
+from .errors import ConfidentErrors, ConfusedPairs
 from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
 from .labels import LabelIssues
 from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
@@ -24,6 +25,7 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     Outliers,
     LabelIssues,
     EvaluationMetrics, SmallTestSet, Calibration, Overfitting,
+    ConfusedPairs, ConfidentErrors,
     WeakSegments,
     ModelVsBaseline, PropertyShortcut,
 ]}

@@ -8,7 +8,8 @@ by split (``"all"`` when the dataset has no splits, ``"unsplit"`` for samples wi
 - ``evaluation.metrics`` (info): accuracy, balanced accuracy, macro F1, macro ROC-AUC, log-loss and
   top-k per split with CIs, per-class precision/recall/F1 in evidence; records ``misclassified``.
 - ``evaluation.small_test_set``: the evaluation split is too small for the CI width the user needs.
-- ``evaluation.calibration``: expected calibration error above a threshold (reliability table in evidence).
+- ``evaluation.calibration``: expected calibration error above a threshold (reliability table in evidence,
+  and the one-vs-rest ECE and reliability table of every class with ``min_class_samples`` or more samples).
 - ``evaluation.overfitting``: train accuracy significantly above the evaluation split's, or both low.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..context import Context
 from ..findings import Finding, Severity
 from ..metrics import (BootstrapResult, ClassificationReport, bootstrap_ci, ci_halfwidth, classification_metrics,
                        samples_needed)
-from ..metrics.classification import _true_class_rank
+from ..metrics.classification import _bin_index, _table_from_sums, _true_class_rank
 from .base import Check
 
 #: Split names tried, in order, as the split whose numbers a user reports.
@@ -36,6 +37,7 @@ LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1_
           "roc_auc_macro": "macro ROC-AUC", "log_loss": "log-loss"}
 BOOTSTRAP_DEFAULTS = {"n_resamples": 1000, "confidence": 0.95, "seed": 0}
 CALIBRATION_COLUMNS = ("split", "lower", "upper", "count", "confidence", "accuracy", "gap")
+CLASS_CALIBRATION_COLUMNS = ("split", "class", "lower", "upper", "count", "confidence", "accuracy", "gap")
 
 
 @dataclass
@@ -176,6 +178,35 @@ def confidence_bins(P: np.ndarray, n_bins: int) -> np.ndarray:
     return np.clip(np.ceil(P.max(axis=1) * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
 
 
+def class_calibration(y: np.ndarray, P: np.ndarray, n_bins: int) -> tuple[np.ndarray, list[pd.DataFrame]]:
+    """One-vs-rest (classwise) calibration: each class's ECE (K,) and reliability table.
+
+    For class k the confidence is ``P[:, k]`` of every sample and a bin's accuracy is the fraction of
+    its samples whose label is k; bins and columns as :func:`visionaudit.metrics.calibration_table`,
+    ECE = sum over bins of count / n * |accuracy - confidence|. A class can be calibrated on average
+    and not on its own (a rare class whose 0.9s are right half the time), which this shows.
+
+    >>> ece, tables = class_calibration(np.array([0, 1]), np.array([[0.9, 0.1], [0.3, 0.7]]), 10)
+    >>> ece.round(3).tolist(), int(tables[0]["count"].sum())
+    ([0.2, 0.2], 2)
+    """
+    n, k = P.shape
+    flat = (_bin_index(P, n_bins) + np.arange(k) * n_bins).ravel()
+
+    def sums(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(flat, weights=weights, minlength=k * n_bins).reshape(k, n_bins)
+
+    count = sums(None).astype(np.int64)
+    conf = sums(P.ravel())
+    positive = sums((y[:, None] == np.arange(k)[None, :]).ravel().astype(np.float64))
+    ece = np.abs(positive - conf).sum(axis=1) / n
+    return ece, [_table_from_sums(count[c], conf[c], positive[c]) for c in range(k)]
+
+
+def _reliability_rows(table: pd.DataFrame) -> list[dict[str, float | None]]:
+    return [{k: _num(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
 @dataclass
 class SplitMetrics:
     """One split's metrics (``report``) and the bootstrap CI of each headline metric (``intervals``)."""
@@ -259,18 +290,21 @@ def metrics_tables(ctx: Context, **params: Any) -> dict[str, Any]:
     """The evaluate job's ``Result.stats``: long tables of metrics, per-class scores and calibration.
 
     ``metrics`` (split, metric, value, low, high, n), ``per_class`` (split, class, support, predicted,
-    precision, recall, f1, roc_auc, pr_auc), ``calibration`` (split + the reliability table) and
+    precision, recall, f1, roc_auc, pr_auc), ``calibration`` (split + the reliability table),
+    ``calibration_per_class`` (split, class + each class's one-vs-rest reliability table) and
     ``confusion`` ({split: DataFrame of counts, true class x predicted class}).
 
     >>> metrics_tables(ctx)["metrics"].query("split == 'test'")   # doctest: +SKIP
     """
     by_split = split_metrics(ctx, **params)
-    metric_rows, class_rows, calibration, confusion = [], [], [], {}
+    metric_rows, class_rows, calibration, class_calibrations, confusion = [], [], [], [], {}
     for name, m in by_split.items():
         for metric, row in _metric_rows(m).items():
             metric_rows.append({"split": name, "metric": metric, **row, "n": m.data.n})
         class_rows.extend({"split": name, **row} for row in _per_class_rows(m))
         calibration.append(m.report.calibration.assign(split=name))
+        _, tables = class_calibration(m.data.y, m.data.P, int(params.get("n_bins", 15)))
+        class_calibrations.extend(t.assign(split=name, **{"class": c}) for c, t in zip(m.data.classes, tables))
         confusion[name] = pd.DataFrame(m.report.confusion, index=pd.Index(m.data.classes, name="true"),
                                        columns=pd.Index(m.data.classes, name="predicted"))
     return {
@@ -279,6 +313,8 @@ def metrics_tables(ctx: Context, **params: Any) -> dict[str, Any]:
                                                        "f1", "roc_auc", "pr_auc"]),
         "calibration": (pd.concat(calibration, ignore_index=True)[list(CALIBRATION_COLUMNS)]
                         if calibration else pd.DataFrame(columns=list(CALIBRATION_COLUMNS))),
+        "calibration_per_class": (pd.concat(class_calibrations, ignore_index=True)[list(CLASS_CALIBRATION_COLUMNS)]
+                                  if class_calibrations else pd.DataFrame(columns=list(CLASS_CALIBRATION_COLUMNS))),
         "confusion": confusion,
     }
 
@@ -323,7 +359,8 @@ class EvaluationMetrics(Check):
             "n_resamples": int(self.params["n_resamples"]),
             "classes": list(m.data.classes),
             "splits": {name: {"n": o.data.n, "metrics": _metric_rows(o), "per_class": _per_class_rows(o),
-                              "confusion": o.report.confusion.tolist(), "undefined": dict(o.report.undefined)}
+                              "confusion": o.report.confusion.tolist(), "undefined": dict(o.report.undefined),
+                              "ece": _num(o.report.ece), "reliability": _reliability_rows(o.report.calibration)}
                        for name, o in by_split.items()},
         }
         return [self.finding(issue="metrics", message=message, evidence=evidence)]
@@ -378,7 +415,9 @@ class Calibration(Check):
     family = "evaluation"
     title = "Predicted probabilities are miscalibrated"
     severity = Severity.WARNING
-    defaults = {"max_ece": 0.05, "n_bins": 15, **BOOTSTRAP_DEFAULTS}
+    #: min_class_samples: a class's one-vs-rest ECE is reported only with this many samples of it; fewer
+    #: positives put one or two samples in each occupied bin and the per-class ECE is noise.
+    defaults = {"max_ece": 0.05, "n_bins": 15, "min_class_samples": 30, **BOOTSTRAP_DEFAULTS}
     why = ("When a model says 90% it should be right 90% of the time: thresholds, abstention and any decision "
            "that uses the probability rely on it. The expected calibration error (ECE) is the average gap between "
            "confidence and accuracy over confidence bins.")
@@ -405,8 +444,18 @@ class Calibration(Check):
         direction = "over-confident" if over >= report.ece / 2 else "under-confident"
         message = (f"{name} ECE {report.ece:.3f} (CI {ci.low:.3f}-{ci.high:.3f}) above {self.params['max_ece']:g}: "
                    f"mostly {direction} (mean confidence {d.P.max(axis=1).mean():.3f}, accuracy {report.accuracy:.3f})")
+        class_ece, class_tables = class_calibration(d.y, d.P, n_bins)
+        support = np.bincount(d.y, minlength=len(d.classes))
+        enough = support >= int(self.params["min_class_samples"])
+        per_class = [{"class": c, "support": int(support[i]), "ece": float(class_ece[i]),
+                      "reliability": _reliability_rows(class_tables[i])}
+                     for i, c in enumerate(d.classes) if enough[i]]
+        if per_class:
+            worst = max(per_class, key=lambda r: r["ece"])
+            message += f"; least calibrated class {worst['class']} (one-vs-rest ECE {worst['ece']:.3f})"
         evidence = {"split": name, "n": d.n, "ece": report.ece, "ece_low": ci.low, "ece_high": ci.high,
-                    "reliability": [{k: _num(v) for k, v in row.items()} for row in table.to_dict(orient="records")]}
+                    "reliability": _reliability_rows(table), "per_class": per_class,
+                    "per_class_skipped": [c for i, c in enumerate(d.classes) if not enough[i]]}
         return [self.finding(issue="miscalibrated", message=message, evidence=evidence)]
 
 
