@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
+from ..crossval import make_folds
 from ..findings import Finding, Severity
 from ..metrics import bootstrap_ci, paired_bootstrap
 from .base import Check
@@ -59,7 +60,8 @@ class PropertyPredictions:
     """Out-of-fold class probabilities of a model trained on image properties only.
 
     ``probs[i, k]`` is P(``classes[k]``) for ``sample_ids[i]`` from the fold that did not train on it.
-    ``table`` is the property matrix the model saw (rows = ``sample_ids``).
+    ``table`` is the property matrix the model saw (rows = ``sample_ids``); ``splits`` the
+    (training rows, predicted rows) of each fold (:func:`visionaudit.crossval.make_folds`).
     """
 
     sample_ids: np.ndarray
@@ -70,6 +72,7 @@ class PropertyPredictions:
     model: str
     folds: int
     seed: int
+    splits: list[tuple[np.ndarray, np.ndarray]]
 
     @property
     def predicted(self) -> np.ndarray:
@@ -121,36 +124,23 @@ def _estimator(model: str, seed: int):
 
 def _compute_property_predictions(ctx: Context, model: str, folds: int, seed: int) -> PropertyPredictions | None:
     _sklearn()
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    labels = ctx.dataset.samples["label"]
-    rows = labels.notna().to_numpy() & ctx.valid.to_numpy()
-    # Stratified k-fold needs every class in every fold; rarer classes are left unjudged.
-    counts = labels[rows].astype(str).value_counts()
-    rows &= labels.astype(str).isin(counts.index[counts >= folds]).to_numpy()
-    y = labels[rows].astype(str).to_numpy()
-    if len(np.unique(y)) < 2:
+    plan = make_folds(ctx, ctx.valid.to_numpy(), folds=folds, seed=seed)
+    if plan is None:
         return None
-    table = property_table(ctx, rows)
+    table = property_table(ctx, plan.rows)
     if table.shape[1] == 0:
         return None
-    from threadpoolctl import threadpool_limits
-
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    # The table is small (samples x ~20 properties): OpenMP threads cost more than they save, and on a busy
-    # 2-core machine they made one 5-fold fit 16x slower (115 s vs 7 s single-threaded, measured).
-    with threadpool_limits(1, user_api="openmp"):
-        probs = cross_val_predict(_estimator(model, seed), table.to_numpy(), y, cv=cv, method="predict_proba")
-    return PropertyPredictions(sample_ids=ctx.dataset.samples["sample_id"][rows].astype(str).to_numpy(),
-                               labels=y, classes=sorted(np.unique(y).tolist()), probs=probs, table=table,
-                               model=model, folds=folds, seed=seed)
+    probs = plan.predict_proba(_estimator(model, seed), table.to_numpy())
+    return PropertyPredictions(sample_ids=plan.sample_ids, labels=plan.labels, classes=plan.classes, probs=probs,
+                               table=table, model=model, folds=folds, seed=seed, splits=plan.splits())
 
 
 def property_predictions(ctx: Context, *, model: str = "boosting", folds: int = 5,
                          seed: int = 0) -> PropertyPredictions | None:
     """Out-of-fold predictions of the label from image properties alone, computed once per run.
 
-    Judged: labelled samples whose image decoded, of classes with at least ``folds`` such samples.
+    Judged: labelled samples whose image decoded, of classes with at least ``folds`` such samples;
+    group members and duplicates stay in one fold (:func:`visionaudit.crossval.make_folds`).
     None when fewer than two classes (or no varying property) remain.
 
     >>> pp = property_predictions(ctx)                  # doctest: +SKIP
@@ -170,14 +160,13 @@ def property_alone_accuracy(pp: PropertyPredictions) -> pd.DataFrame:
     (width, height, megapixels and file size all move together when a class is resized), where a
     joint model's permutation importance splits the credit between them and can rank each near zero.
     """
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import cross_val_predict
     from sklearn.tree import DecisionTreeClassifier
 
-    cv = StratifiedKFold(pp.folds, shuffle=True, random_state=pp.seed)
     rows = []
     for column in pp.table.columns:
         x = pp.table[[column]].to_numpy()
-        pred = cross_val_predict(DecisionTreeClassifier(max_depth=3, random_state=pp.seed), x, pp.labels, cv=cv)
+        pred = cross_val_predict(DecisionTreeClassifier(max_depth=3, random_state=pp.seed), x, pp.labels, cv=pp.splits)
         rows.append({"property": column, "accuracy_alone": float(np.mean(pred == pp.labels))})
     table = pd.DataFrame(rows, columns=["property", "accuracy_alone"])
     return table.sort_values(["accuracy_alone", "property"], ascending=[False, True], ignore_index=True)
