@@ -66,8 +66,12 @@ def scan(
 @app.command()
 def evaluate(
     source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json or YOLO .yaml."),
-    predictions: Path = typer.Option(..., "--predictions", "-p",
-                                     help="Model outputs: CSV/TSV/Parquet keyed by sample_id or path with one column per class, or .npy."),
+    predictions: Optional[Path] = typer.Option(
+        None, "--predictions", "-p",
+        help="Model outputs: CSV/TSV/Parquet keyed by sample_id or path with one column per class, or .npy. "
+             "Without it, out-of-fold predictions are cross-validated on image embeddings."),
+    embedder: str = typer.Option("builtin", "--embedder", help="Embeddings to cross-validate on when no predictions are given."),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds when no predictions are given."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
     out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o",
                              help="Folder for report.html, findings.json and label_candidates.csv."),
@@ -76,7 +80,8 @@ def evaluate(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache folder (default ~/.cache/visionaudit or $VISIONAUDIT_CACHE)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary table."),
 ) -> None:
-    """Evaluate a model's predictions: metrics with CIs, label issues, calibration, over/underfitting."""
+    """Evaluate a model's predictions (or, without them, cross-validated ones on image embeddings): metrics with
+    CIs, label issues, calibration, over/underfitting."""
     from . import evaluate as run_evaluate
     from .checks.labels import corrected_candidates
     from .report import print_summary
@@ -84,7 +89,7 @@ def evaluate(
     _check_fail_on(fail_on)
     try:
         result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
-                              progress=progress_enabled(quiet))
+                              progress=progress_enabled(quiet), embedder=embedder, folds=folds)
     except VisionauditError as exc:
         _fail(exc)
     json_path, html_path = _write_reports(result, out)

@@ -16,7 +16,7 @@ from .suites import load_config
 
 def evaluate(
     source: str | os.PathLike | Dataset,
-    predictions: str | os.PathLike,
+    predictions: str | os.PathLike | None = None,
     *,
     images: str | os.PathLike | None = None,
     group_columns: Sequence[str] = (),
@@ -27,6 +27,8 @@ def evaluate(
     progress: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     from_logits: bool | Literal["auto"] = "auto",
+    embedder: str = "builtin",
+    folds: int = 5,
 ) -> Result:
     """Evaluate a model's predictions on a labelled dataset with the ``evaluate`` suite.
 
@@ -35,6 +37,11 @@ def evaluate(
     :func:`visionaudit.dataset.predictions.read_predictions`). Metrics are computed per split on the
     samples that have both a label and a prediction; use out-of-sample predictions (held-out splits,
     cross-validated train predictions), or the label-issue check sees what the model memorised.
+
+    Without ``predictions``, out-of-fold probabilities are made after the feature pass: a logistic
+    regression on ``embedder``'s image embeddings, ``folds``-fold cross-validated over the labelled
+    samples, groups and duplicate clusters kept in one fold
+    (:func:`visionaudit.crossval.cross_validated_predictions`); ``run_info["predictions"]`` says so.
 
     The Result's ``stats`` holds the metrics tables (``metrics``, ``per_class``, ``calibration``,
     ``confusion``; see :func:`visionaudit.checks.evaluation.metrics_tables`) and ``run_info["predictions"]``
@@ -45,6 +52,8 @@ def evaluate(
       split    metric  value    low   high    n
     0  test  accuracy  0.884  0.856  0.912  500
     >>> result.finding("small_test_set").message                            # doctest: +SKIP
+    >>> evaluate("data/", embedder="builtin", folds=5).run_info["predictions"]["source"]   # doctest: +SKIP
+    '5-fold cross-validated logistic regression on builtin embeddings'
     """
     cfg = config if isinstance(config, dict) else load_config(config)
     # The stats tables use the metrics check's own settings, so they share its (memoised) bootstrap.
@@ -56,4 +65,5 @@ def evaluate(
 
     return run_suite("evaluate", source, images=images, group_columns=group_columns, config=cfg, cache_dir=cache_dir,
                      use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels,
-                     predictions=predictions, from_logits=from_logits, stats=stats)
+                     predictions=predictions, from_logits=from_logits, stats=stats,
+                     cross_validate=None if predictions is not None else {"embedder": embedder, "folds": folds})

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from . import __version__
 from .context import Context
+from .crossval import check_request, cross_validated_predictions
 from .dataset import Dataset, load_dataset
 from .dataset.predictions import read_predictions
 from .errors import ArgumentError
@@ -62,12 +63,16 @@ def run_suite(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     predictions: str | os.PathLike | None = None,
     from_logits: bool | Literal["auto"] = "auto",
+    cross_validate: dict[str, Any] | None = None,
     stats: Callable[[Context], dict[str, Any]] | None = None,
 ) -> Result:
     """The run every job shares: load the dataset (and predictions), build the Context, run ``suite``.
 
     ``stats`` computes the Result's ``stats`` from the run's Context (e.g. evaluate's metrics tables),
     so it shares what the checks already computed. Bad predictions fail before any image is decoded.
+    ``cross_validate`` (keyword arguments of :func:`visionaudit.crossval.cross_validated_predictions`,
+    e.g. ``{"embedder": "builtin", "folds": 5}``) makes the predictions after the feature pass
+    when no predictions file is given.
 
     >>> result = run_suite("scan", "data/")                     # doctest: +SKIP
     """
@@ -82,6 +87,8 @@ def run_suite(
     if workers is not None and workers < 1:
         raise ArgumentError("workers", workers, "a positive integer")
     preds = None if predictions is None else read_predictions(predictions, dataset, from_logits=from_logits)
+    if preds is None and cross_validate is not None:
+        check_request(dataset, **cross_validate)
     ctx = Context(
         dataset,
         settings={"group_columns": groups},
@@ -92,6 +99,12 @@ def run_suite(
     t0 = time.perf_counter()
     run = ctx.feature_run
     feature_seconds = time.perf_counter() - t0
+    cross_validation = None
+    if preds is None and cross_validate is not None:
+        t0 = time.perf_counter()
+        ctx.predictions = preds = cross_validated_predictions(ctx, **cross_validate)
+        cross_validation = {"method": "cross-validation", "source": preds.source, **cross_validate,
+                            "seconds": round(time.perf_counter() - t0, 3)}
     findings: list[Finding] = []
     timings: dict[str, float] = {}
     for check in build_checks(suite, cfg.get("checks")):
@@ -120,6 +133,11 @@ def run_suite(
         run_info["predictions"] = {"path": preds.source, "classes": preds.classes,
                                    "with_prediction": int(preds.has.sum()), "without_prediction": preds.missing,
                                    "notes": list(preds.notes)}
+    if cross_validation is not None:
+        info = run_info["predictions"]
+        del info["path"]
+        run_info["predictions"] = {**cross_validation, **info}
+        run_info["embedder"] = cross_validate.get("embedder", "builtin")
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
     return Result(findings=findings, issues=ctx.issues_frame(), features=features,
                   dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {})

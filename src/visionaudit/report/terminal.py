@@ -22,6 +22,8 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     console.print(f"[bold]visionaudit {run.get('job', 'scan')}[/bold] {ds['source']}  ({ds['format']}, {ds['samples']} samples, "
                   f"splits: {ds['splits'] or 'none'})")
     console.print(f"decoded {run['images_decoded']} image(s), {run['images_from_cache']} from cache, in {run['seconds']:.1f}s")
+    if run.get("predictions"):
+        console.print(f"predictions: {run['predictions'].get('source') or run['predictions'].get('path')}")
     if not result.findings:
         console.print("[green]No findings.[/green]")
         return
