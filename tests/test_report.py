@@ -21,8 +21,10 @@ from visionaudit.findings import Finding, Result, Severity
 from visionaudit.report import write_html, write_junit
 from visionaudit.report.html import MAX_GALLERY, MAX_GROUP_MEMBERS, MAX_GROUPS, property_histogram, render_html
 from visionaudit.report.json import result_json
+from visionaudit.suites import SUITES
 
-from conftest import coco_images
+from conftest import coco_images, copy_images
+from report_case import evaluate_case
 
 WEIRD = "train/dog/we<ird & name>.jpg"
 DATA_URI = re.compile(r'<img src="data:image/jpeg;base64,[A-Za-z0-9+/=]+"')
@@ -217,6 +219,186 @@ def test_no_findings_and_bad_arguments(scanned, tmp_path):
                   issues=pd.DataFrame(), features=pd.DataFrame(), dataset_summary={}, run_info={})
     text = render_html(bare)
     assert text.count("not in the dataset table</span>") == 2 and "Class counts per split" not in text
+
+
+# ---------------------------------------------------------------------------------------------- evaluate report
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("cleanlab")
+    return evaluate_case(tmp_path_factory.getbasetemp() / "evaluate_case")
+
+
+def _section(text: str, issue: str) -> str:
+    start = re.search(rf'<section class="card finding[^"]*" id="finding-\d+-{issue}">', text).start()
+    return text[start:text.index("</section>", start)]
+
+
+def _expected_test(case) -> tuple[np.ndarray, np.ndarray]:
+    test = case["split"] == "test"
+    return case["given"][test], case["probs"][test]
+
+
+def test_evaluate_report_header_confusion_and_reliability(case):
+    from sklearn.metrics import confusion_matrix
+
+    from visionaudit.metrics import calibration_table
+
+    text = render_html(case["result"])
+    y, P = _expected_test(case)
+    header = text[:text.index("</header>")]
+    assert re.search(r"<dt>file</dt><dd>[^<]*model\.csv</dd>", header) and "<dt>with prediction</dt><dd>1,000</dd>" in header
+    card = text[text.index('id="model-metrics"'):text.index("</section>", text.index('id="model-metrics"'))]
+    tables = re.findall(r'<table class="confusion( normalised)?">(.*?)</table>', card, flags=re.S)
+    assert [t[0] for t in tables] == ["", " normalised"]
+    expected = confusion_matrix(y, P.argmax(axis=1), labels=range(10))
+    for (_, body), values in ((tables[0], expected), (tables[1], np.round(100 * expected / expected.sum(1, keepdims=True)))):
+        rows = re.findall(r'<tr><td class="cls">(\d)</td>(.*?)</tr>', body, flags=re.S)
+        assert [r[0] for r in rows] == [str(c) for c in range(10)]
+        got = np.array([[int(v) for v in re.findall(r'<td title="[^"]*" style="[^"]*">(\d+)</td>', cells)] for _, cells in rows])
+        assert (got == values).all()
+    # The model is over-confident, so the metrics card links to the calibration finding's diagrams.
+    assert "the calibration finding</a>" in card and '<figure class="reliability' not in card
+    calibration = _section(text, "miscalibrated")
+    big = calibration[calibration.index('<figure class="reliability">'):calibration.index("</figure>")]
+    table = calibration_table(y, P, n_bins=15)
+    filled = table[table["count"] > 0]
+    assert [int(n) for n in re.findall(r'class="rbar(?: few)?"[^>]*data-count="(\d+)"', big)] == filled["count"].tolist()
+    accuracy = [float(a) for a in re.findall(r'class="rbar(?: few)?"[^>]*data-accuracy="([\d.]+)"', big)]
+    assert accuracy == pytest.approx(filled["accuracy"].tolist(), abs=1e-4)
+    assert len(re.findall(r'class="diag"', big)) == 1
+    ece = case["result"].finding("miscalibrated").evidence
+    assert f"test: ECE {ece['ece']:.3f} [{ece['ece_low']:.3f}, {ece['ece_high']:.3f}] over 500 samples" in big
+    small = re.findall(r'<figure class="reliability small">.*?<figcaption>([^<]*)</figcaption>', calibration, flags=re.S)
+    per_class = sorted(ece["per_class"], key=lambda r: -r["ece"])
+    assert small == [f"{r['class']}: ECE {r['ece']:.3f} (n={r['support']})" for r in per_class]
+    assert len(small) == 10 and min(np.bincount(y)) >= 30
+
+
+def test_evaluate_report_galleries_show_given_suggested_and_predicted(case):
+    text = render_html(case["result"])
+    labels = case["result"].finding("label_issues")
+    shown = sorted(labels.samples, key=lambda s: labels.scores[s])[:MAX_GALLERY]
+    candidates = {r["sample_id"]: r for r in labels.evidence["candidates"]}
+    section = _section(text, "label_issues")
+    tiles = re.findall(r'<div class="sid" title="([^"]+)">[^<]*</div>\s*<div class="change">given <b>([^<]*)</b> '
+                       r'&rarr; suggested <b>([^<]*)</b></div>', section)
+    assert tiles == [(s, candidates[s]["given_label"], candidates[s]["suggested_label"]) for s in shown]
+    truth = dict(zip(case["ids"], case["truth"]))
+    flipped_shown = [s for s in case["flipped"] if s in shown]
+    assert len(flipped_shown) >= 10
+    assert {s: (g, sug) for s, g, sug in tiles if s in case["flipped"]} == {
+        s: (str((truth[s] + 3) % 10), str(truth[s])) for s in flipped_shown}
+    assert f"{len(labels.samples) - MAX_GALLERY} more in findings.json" in section
+    wrong = case["result"].finding("confident_errors")
+    section = _section(text, "confident_errors")
+    tiles = re.findall(r'title="([^"]+)">[^<]*</div>\s*<div class="change">given <b>([^<]*)</b> &rarr; predicted '
+                       r'<b>([^<]*)</b> <span class="prob">p=([\d.]+)</span>', section)
+    worst = wrong.evidence["worst"][:MAX_GALLERY]
+    assert tiles == [(r["sample_id"], r["given_label"], r["predicted_label"], f"{r['probability']:.3f}") for r in worst]
+    assert len(DATA_URI.findall(section)) == MAX_GALLERY
+
+
+def test_evaluate_report_pairs_segments_fit_and_baselines(case):
+    text = render_html(case["result"])
+    pairs = case["result"].finding("confused_pairs")
+    section = _section(text, "confused_pairs")
+    titles = re.findall(r'<div class="ghead"><strong>true (\w+) \u2192 predicted (\w+)</strong><span>\xb7 (\d+) sample', section)
+    assert titles == [(g["true"], g["predicted"], str(g["count"])) for g in pairs.groups]
+    first = section[section.index('<div class="ghead">'):]
+    first = first[:first.index('<div class="group">') if '<div class="group">' in first else None]
+    assert re.findall(r'<div class="sid" title="([^"]+)"', first) == pairs.groups[0]["samples"][:MAX_GROUP_MEMBERS]
+    # The planted weak scanner: one table row with its size, accuracy, CI and q, then its example images.
+    seg = case["result"].finding("weak_segments")
+    (group,) = [g for g in seg.groups if g["slice"] == "scanner = C"]
+    section = _section(text, "weak_segments")
+    row = re.search(r'<tr class="flagged"><td>scanner = C</td><td>metadata</td><td class="num">(\d+)</td>'
+                    r'<td class="num">([\d.]+)%</td><td><svg class="strip".*?</svg> ([\d.]+)% to ([\d.]+)%</td>', section, flags=re.S)
+    in_c = set(case["in_c"])
+    c_rows = np.isin(case["ids"], case["in_c"])
+    right = int((case["probs"][c_rows].argmax(axis=1) == case["given"][c_rows]).sum())
+    assert row.group(1) == "80" and group["size"] == len(in_c) == 80 and group["correct"] == right
+    assert float(row.group(2)) == pytest.approx(100 * right / 80, abs=0.051)
+    assert (float(row.group(3)), float(row.group(4))) == pytest.approx([100 * v for v in group["ci"]], abs=0.051)
+    examples = section[section.index("<strong>scanner = C</strong>"):]
+    assert set(re.findall(r'<div class="sid" title="([^"]+)"', examples)[:MAX_GROUP_MEMBERS]) <= in_c
+    # Over-fitting: train and test accuracy bars with their bootstrap CIs.
+    section = _section(text, "overfitting")
+    values = [float(v) for v in re.findall(r'class="abar"[^>]*data-value="([\d.]+)"', section)]
+    metrics = case["result"].finding("metrics").evidence["splits"]
+    assert values == pytest.approx([metrics["train"]["metrics"]["accuracy"]["value"],
+                                    metrics["test"]["metrics"]["accuracy"]["value"]], abs=1e-4)
+    assert len(re.findall(r'class="whisk"', section)) == 6 and len(re.findall(r'class="ref"', section)) == 2
+    # The useless model: one row per baseline, the model's difference with its CI, and the underfitting chart.
+    useless = render_html(case["useless"])
+    found = case["useless"].finding("model_vs_baseline")
+    section = _section(useless, "model_vs_baseline")
+    rows = re.findall(r'<tr(?: class="flagged")?><td>(\w+)</td>.*?</svg> ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]</td>'
+                      r'<td class="num">([^<]+)</td><td>([^<]+)</td></tr>', section, flags=re.S)
+    assert [(r[0], r[5]) for r in rows] == [(b["baseline"], b["verdict"]) for b in found.evidence["baselines"]]
+    assert [float(r[1]) for r in rows] == pytest.approx([b["difference"] for b in found.evidence["baselines"]], abs=5e-4)
+    assert {b["baseline"] for b in found.evidence["baselines"]} == {"majority", "class_prior", "image_properties"}
+    assert _section(useless, "underfitting").count('class="abar"') == 2
+
+
+def test_property_shortcut_table_names_each_property_alone(case):
+    found = case["result"].finding("property_shortcut")
+    section = _section(render_html(case["result"]), "property_shortcut")
+    rows = re.findall(r'<tr(?: class="flagged")?><td>([^<]+)</td><td class="num">([\d.]+)</td>', section)
+    assert rows[0] == ("all properties together", f"{found.evidence['accuracy']:.3f}")
+    assert rows[1:1 + len(found.evidence["top_properties"])] == [
+        (r["property"], f"{r['accuracy_alone']:.3f}") for r in found.evidence["top_properties"]]
+
+
+def test_two_sided_odd_size_draws_both_cutoffs(tmp_path):
+    from PIL import Image
+
+    files = copy_images(coco_images("train2017")[:24], tmp_path / "data" / "train" / "a")
+    Image.open(files[0]).resize((80, 60)).save(tmp_path / "data" / "train" / "a" / "thumb.jpg")
+    Image.open(files[1]).resize((3200, 2400)).save(tmp_path / "data" / "train" / "a" / "huge.jpg")
+    result = visionaudit.scan(tmp_path / "data", cache_dir=tmp_path / "cache", workers=1,
+                              config={"checks": {c: {"enabled": False} for c in SUITES["scan"]
+                                                 if c != "quality.odd_size"}})
+    (finding,) = result.findings
+    assert set(finding.samples) == {"train/a/thumb.jpg", "train/a/huge.jpg"} and finding.evidence["upper_cutoff"]
+    svg = _section(render_html(result), "odd_size")
+    cuts = re.findall(r'<line class="cutoff" x1="([\d.]+)"', svg)
+    assert len(cuts) == 2 and float(cuts[0]) < float(cuts[1])
+    assert len(re.findall(r'<rect class="shade"', svg)) == 2
+    assert sum(int(n) for n in re.findall(r'<rect class="bar flagged"[^>]*data-count="(\d+)"', svg)) == 2
+    assert "2 below the cut-off" in svg and "or above" in svg
+
+
+def test_predictions_fields_shown_whatever_the_job_recorded(scanned):
+    run = dict(scanned.run_info, predictions={"model": "model.onnx", "cross_validation": {"folds": 5, "classifier": "logistic"},
+                                              "embedder": "builtin", "classes": ["cat", "dog"], "notes": []})
+    header = render_html(dataclasses.replace(scanned, run_info=run))
+    header = header[:header.index("</header>")]
+    assert re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", header[header.index('class="predictions"'):]) == [
+        ("model", "model.onnx"), ("cross validation", "folds: 5, classifier: logistic"), ("embedder", "builtin"),
+        ("classes", "2")]
+
+
+def test_chart_geometry():
+    from visionaudit.report.charts import interval_strip, reliability_diagram
+
+    rows = [{"lower": i / 10, "upper": (i + 1) / 10, "count": c, "confidence": (i + 0.5) / 10, "accuracy": a}
+            for i, (c, a) in enumerate([(0, None), (4, 0.25), (0, None), (0, None), (0, None), (0, None), (0, None),
+                                        (0, None), (10, 0.5), (100, 0.99)])]
+    d = reliability_diagram(rows, ece=0.1, title="t")
+    assert [b["count"] for b in d["bars"]] == [4, 10, 100]
+    p = d["plot"]
+    # Bars stand on the x axis, reach the accuracy, and the gap box spans accuracy to confidence.
+    for b, (acc, conf) in zip(d["bars"], [(0.25, 0.15), (0.5, 0.85), (0.99, 0.95)]):
+        assert b["y"] + b["h"] == pytest.approx(p["bottom"], abs=0.11)
+        assert b["h"] == pytest.approx(acc * p["h"], abs=0.11)
+        assert b["gap_h"] == pytest.approx(abs(acc - conf) * p["h"], abs=0.11) and b["over"] == (conf > acc)
+    assert d["bars"][-1]["count_h"] == pytest.approx(p["strip_bottom"] - p["strip_top"])
+    assert reliability_diagram([{"lower": 0, "upper": 1, "count": 0}], ece=None, title="x") is None
+    s = interval_strip(2.0, -1.0, None, lo=0.0, hi=1.0)
+    assert s["x"] == s["x1"] and s["x_low"] == s["x0"] and s["x_high"] is None
 
 
 # ---------------------------------------------------------------------------------------------- JUnit

@@ -72,3 +72,115 @@ def test_report_renders_in_headless_chromium(tmp_path):
     # A real page: many distinct colours (photos) rather than a blank or error screen.
     colours = np.unique(np.asarray(im.resize((640, im.height // 2))).reshape(-1, 3), axis=0)
     assert len(colours) > 5000
+
+
+def _browse(report, shot, script: str):
+    """Open ``report`` in headless Chromium, run ``script`` (a JS function of no argument) and save a full-page
+    screenshot; returns (what the script returned, console errors and outside requests)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: problems.append(f"request {r.url}") if not r.url.startswith(("file:", "data:")) else None)
+            page.goto(report.as_uri(), wait_until="load")
+            got = page.evaluate(script)
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return got, problems
+
+
+#: Reads each evaluate picture back from the rendered page (boxes measured by the layout engine).
+DOM_SCRIPT = """() => {
+  const sec = issue => document.querySelector(`section[id$="-${issue}"]`);
+  const box = e => e.getBoundingClientRect();
+  const calib = sec('miscalibrated');
+  const big = calib.querySelector('figure.reliability:not(.small)');
+  const norm = document.querySelector('#model-metrics table.confusion.normalised');
+  return {
+    images: [...document.images].map(i => i.complete ? i.naturalWidth : 0),
+    predictions: document.querySelector('dl.predictions').innerText,
+    rbars: [...big.querySelectorAll('rect.rbar')].map(r => [+r.dataset.count, box(r).height]),
+    diagonal: box(big.querySelector('line.diag')).width,
+    caption: big.querySelector('figcaption').innerText,
+    small: [...calib.querySelectorAll('figure.reliability.small')].map(f => [f.querySelector('figcaption').innerText,
+                                                                         box(f).width]),
+    normalised: [...norm.querySelectorAll('tbody tr')].map(tr => [...tr.querySelectorAll('td')].slice(1, -1).map(td => +td.innerText)),
+    labels: Object.fromEntries([...sec('label_issues').querySelectorAll('figure.tile')].map(
+      f => [f.querySelector('.sid').innerText, [f.querySelector('.change').innerText, f.querySelector('img').naturalWidth]])),
+    pairs: [...sec('confused_pairs').querySelectorAll('.group .ghead strong')].map(s => s.innerText),
+    segment: [...sec('weak_segments').querySelectorAll('table.segments')[0].querySelectorAll('tbody tr')].map(
+      tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim())),
+    segmentStrip: box(sec('weak_segments').querySelector('table.segments svg.strip')).width,
+    segmentImages: sec('weak_segments').querySelectorAll('.group img').length,
+    fit: [...sec('overfitting').querySelectorAll('rect.abar')].map(r => [+r.dataset.value, box(r).width]),
+    wrong: [...sec('confident_errors').querySelectorAll('figure.tile')].slice(0, 3).map(f => f.querySelector('.change').innerText),
+  };
+}"""
+
+
+def test_evaluate_report_pictures_in_headless_chromium(tmp_path, tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not installed at {CHROMIUM}")
+    pytest.importorskip("sklearn")
+    pytest.importorskip("cleanlab")
+    from sklearn.metrics import confusion_matrix
+
+    from visionaudit.metrics import calibration_table
+
+    from report_case import evaluate_case
+
+    case = evaluate_case(tmp_path_factory.getbasetemp() / "evaluate_case")
+    result = case["result"]
+    report = write_html(result, tmp_path / "evaluate.html")
+    got, problems = _browse(report, tmp_path / "evaluate.png", DOM_SCRIPT)
+    assert problems == []
+    assert len(got["images"]) == len(DATA_URI.findall(report.read_text(encoding="utf-8"))) > 100
+    assert min(got["images"]) > 0
+    assert "model.csv" in got["predictions"] and "1,000" in got["predictions"]
+
+    test = case["split"] == "test"
+    y, P = case["given"][test], case["probs"][test]
+    table = calibration_table(y, P, n_bins=15)
+    filled = table[table["count"] > 0]
+    assert [c for c, _ in got["rbars"]] == filled["count"].tolist()
+    # Each bar is as tall as its accuracy: 220 px of plot for accuracy 1 (the SVG is drawn at its own size).
+    assert [h for _, h in got["rbars"]] == pytest.approx((220 * filled["accuracy"]).tolist(), abs=0.6)
+    assert got["diagonal"] == pytest.approx(300, abs=1)
+    assert got["caption"].startswith(f"test: ECE {result.finding('miscalibrated').evidence['ece']:.3f} [")
+    assert len(got["small"]) == 10 and all(w > 150 for _, w in got["small"])
+
+    counts = confusion_matrix(y, P.argmax(axis=1), labels=range(10))
+    assert np.array(got["normalised"]) == pytest.approx(np.round(100 * counts / counts.sum(1, keepdims=True)))
+
+    truth = dict(zip(case["ids"], case["truth"]))
+    shown = [s for s in case["flipped"] if s in got["labels"]]
+    assert len(shown) >= 10
+    for s in shown:
+        assert got["labels"][s] == [f"given {(truth[s] + 3) % 10} \u2192 suggested {truth[s]}", 28]
+    pairs = result.finding("confused_pairs").groups
+    assert got["pairs"] == [f"true {g['true']} \u2192 predicted {g['predicted']}" for g in pairs]
+    row = next(r for r in got["segment"] if r[0] == "scanner = C")
+    group = next(g for g in result.finding("weak_segments").groups if g["slice"] == "scanner = C")
+    assert row[:4] == ["scanner = C", "metadata", "80", f"{100 * group['accuracy']:.1f}%"]
+    assert got["segmentStrip"] == pytest.approx(170, abs=1) and got["segmentImages"] >= 8
+    (train, train_w), (held, held_w) = got["fit"]
+    assert train_w / held_w == pytest.approx(train / held, rel=0.01)
+    worst = result.finding("confident_errors").evidence["worst"][:3]
+    assert got["wrong"] == [f"given {r['given_label']} \u2192 predicted {r['predicted_label']} p={r['probability']:.3f}"
+                            for r in worst]
+
+    # The useless model's report: the baseline table draws one interval strip per baseline.
+    useless = write_html(case["useless"], tmp_path / "useless.html")
+    strips, problems = _browse(useless, tmp_path / "useless.png", """() =>
+      [...document.querySelectorAll('table.baselines tbody tr')].map(tr => [tr.cells[0].innerText,
+        tr.querySelector('svg.strip circle').getBoundingClientRect().x - tr.querySelector('svg.strip line.sref').getBoundingClientRect().x])""")
+    assert problems == []
+    baselines = case["useless"].finding("model_vs_baseline").evidence["baselines"]
+    assert [name for name, _ in strips] == [b["baseline"] for b in baselines]
+    # The dot sits left of the zero line exactly when the model is worse than that baseline.
+    assert [dx < -3.5 for _, dx in strips] == [b["high"] < 0 for b in baselines]

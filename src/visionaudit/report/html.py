@@ -27,6 +27,7 @@ from scipy import stats
 
 from ..features import decode
 from ..findings import Finding, Result, Severity
+from .charts import FEW, accuracy_bars, interval_strip, reliability_diagram, symmetric_range
 
 #: Most thumbnails shown for one finding, and most groups (clusters, pairs) shown for a group finding.
 MAX_GALLERY = 48
@@ -35,6 +36,10 @@ MAX_GROUPS = 24
 MAX_GROUP_MEMBERS = 8
 #: Most classes in the class-count table.
 MAX_CLASSES = 60
+#: Most rows of an evidence table (segments tested, properties...); the rest is in findings.json.
+MAX_TABLE_ROWS = 60
+#: Most per-class reliability diagrams drawn for one calibration finding.
+MAX_CLASS_DIAGRAMS = 24
 THUMB_SIZE = 112
 _THUMB_QUALITY = 72
 _HIST_BINS = 40
@@ -92,7 +97,7 @@ def render_html(
             raise ValueError(f"invalid {name}={value!r}: expected a positive integer")
     table = _SampleTable(result.features)
     ordered = sorted(result.findings, key=lambda f: -f.severity.rank)
-    sections = [_finding_section(i, f, table, result.features, max_gallery, max_groups)
+    sections = [_finding_section(i, f, table, result, max_gallery, max_groups)
                 for i, f in enumerate(ordered)]
     wanted = [tile["sample"] for s in sections for tile in _tiles(s)]
     thumbs = _make_thumbnails(table, wanted, thumb_size, workers)
@@ -102,6 +107,10 @@ def render_html(
     counts = {s.value: 0 for s in Severity}
     for f in ordered:
         counts[f.severity.value] += 1
+    metrics = _model_metrics(result)
+    if metrics is not None:
+        # The calibration finding draws the same diagram with its CI and per-class ones: link there instead.
+        metrics["calibration_anchor"] = next((s["anchor"] for s in sections if s["finding"].issue == "miscalibrated"), None)
     return _template().render(
         dataset=result.dataset_summary,
         run=result.run_info,
@@ -109,7 +118,8 @@ def render_html(
         sections=sections,
         checks=_checks_table(result, ordered),
         classes=_class_counts(result),
-        metrics=_model_metrics(result),
+        metrics=metrics,
+        predictions=_predictions_facts(result.run_info),
         undecodable=table.undecodable,
         thumb_size=thumb_size,
     )
@@ -181,8 +191,9 @@ def _encode(im: Any) -> Thumb:
 # Finding sections
 
 
-def _finding_section(index: int, f: Finding, table: _SampleTable, features: pd.DataFrame,
+def _finding_section(index: int, f: Finding, table: _SampleTable, result: Result,
                      max_gallery: int, max_groups: int) -> dict[str, Any]:
+    features = result.features
     evidence = f.evidence or {}
     prop = evidence.get("property") if isinstance(evidence.get("property"), str) else None
     section: dict[str, Any] = {
@@ -197,11 +208,13 @@ def _finding_section(index: int, f: Finding, table: _SampleTable, features: pd.D
         "gallery_more": 0,
         "groups": [],
         "groups_more": 0,
+        "blocks": [],
     }
     if prop is not None and prop in features.columns:
         section["histogram"] = property_histogram(
             pd.to_numeric(features[prop], errors="coerce").to_numpy(dtype=float),
-            evidence.get("cutoff"), str(evidence.get("direction", "below")), prop)
+            evidence.get("cutoff"), str(evidence.get("direction", "below")), prop,
+            upper=evidence.get("upper_cutoff"))
     if f.groups:
         shown = f.groups[:max_groups]
         section["groups"] = [_group(g, table) for g in shown]
@@ -212,6 +225,9 @@ def _finding_section(index: int, f: Finding, table: _SampleTable, features: pd.D
         shown = ordered[:max_gallery]
         section["gallery"] = [_tile(s, table, f.scores.get(s), prop) for s in shown]
         section["gallery_more"] = len(ordered) - len(shown)
+    extra = _EXTRAS.get(f.issue)
+    if extra is not None:
+        extra(section, f, result)
     return section
 
 
@@ -229,6 +245,8 @@ def _tile(sample: str, table: _SampleTable, score: Any, prop: str | None,
         "split": split if split is not None else table.get(sample, "split"),
         "property": prop if value is not None else None,
         "value": _fmt_num(value) if isinstance(value, (int, float, np.number)) else None,
+        "change": None,
+        "note": None,
         "thumb": None,
     }
 
@@ -249,6 +267,7 @@ def _group(group: dict[str, Any], table: _SampleTable) -> dict[str, Any]:
         if isinstance(group.get(key), (int, float)):
             facts.append(f"{key} {_fmt_num(group[key])}")
     return {
+        "title": None,
         "size": len(samples),
         "facts": facts,
         "labels_disagree": len(distinct_labels) > 1,
@@ -272,7 +291,7 @@ def _evidence_items(evidence: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         if isinstance(value, (str, int, float, bool, np.number)) or value is None:
             items.append((key, _fmt_value(value)))
-        elif isinstance(value, (list, dict)) and len(value) <= 12 and all(
+        elif isinstance(value, (list, dict)) and 0 < len(value) <= 12 and all(
                 isinstance(v, (str, int, float, bool, np.number)) or v is None
                 for v in (value.values() if isinstance(value, dict) else value)):
             items.append((key, _fmt_value(value)))
@@ -313,16 +332,20 @@ def _fmt_value(value: Any) -> str:
 
 
 def property_histogram(values: np.ndarray, cutoff: Any, direction: str, name: str,
-                       bins: int = _HIST_BINS) -> dict[str, Any] | None:
-    """Bars, axis ticks and the cut-off line of a histogram of ``values``, in SVG units.
+                       bins: int = _HIST_BINS, upper: Any = None) -> dict[str, Any] | None:
+    """Bars, axis ticks and the cut-off line(s) of a histogram of ``values``, in SVG units.
 
     The x axis is logarithmic when the values span decades and are right-skewed (sharpness on a set
-    with blurred images): see :func:`_wants_log_scale`; values <= 0 then fall in the first bar. One bin edge is moved onto the cut-off, so the bars on the
-    flagged side (``direction`` 'below' or 'above' the cut-off) hold exactly the flagged values.
+    with blurred images): see :func:`_wants_log_scale`; values <= 0 then fall in the first bar. One bin
+    edge is moved onto the cut-off, so the bars on the flagged side (``direction`` 'below' or 'above'
+    the cut-off) hold exactly the flagged values. A two-sided finding (odd image size) also passes
+    ``upper``: values below ``cutoff`` or above ``upper`` are flagged, and both lines are drawn.
     Returns None when there is nothing to draw.
 
     >>> h = property_histogram(np.array([1.0, 2, 3, 10]), 2.5, "below", "brightness")
     >>> sum(b["count"] for b in h["bars"] if b["flagged"])
+    2
+    >>> property_histogram(np.array([1.0, 2, 3, 10]), 1.5, "below", "size", upper=5.0)["flagged"]
     2
     """
     v = np.asarray(values, dtype=float)
@@ -330,6 +353,8 @@ def property_histogram(values: np.ndarray, cutoff: Any, direction: str, name: st
     if v.size == 0 or not isinstance(cutoff, (int, float, np.number)) or not math.isfinite(float(cutoff)):
         return None
     cutoff = float(cutoff)
+    two_sided = isinstance(upper, (int, float, np.number)) and math.isfinite(float(upper)) and float(upper) > cutoff
+    upper = float(upper) if two_sided else None
     log = _wants_log_scale(v) and cutoff > 0
     positive = v[v > 0]
     if log:
@@ -337,15 +362,20 @@ def property_histogram(values: np.ndarray, cutoff: Any, direction: str, name: st
         t, c = np.log10(np.maximum(v, floor)), math.log10(cutoff)
     else:
         t, c = v, cutoff
-    lo, hi = min(float(t.min()), c), max(float(t.max()), c)
+    cu = None if upper is None else (math.log10(upper) if log else upper)
+    lo, hi = min(float(t.min()), c), max(float(t.max()), c if cu is None else cu)
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
-    if lo < c < hi:
-        k = int(np.argmin(np.abs(edges[1:-1] - c))) + 1
-        edges[k] = c
+    moved = set()
+    for cut in (c, cu):
+        if cut is not None and lo < cut < hi:
+            k = int(np.argmin(np.abs(edges[1:-1] - cut))) + 1
+            if k not in moved:
+                edges[k] = cut
+                moved.add(k)
     counts, _ = np.histogram(t, edges)
-    below = direction != "above"
+    below = direction != "above" or two_sided
 
     def x(val: float) -> float:
         return round(_PLOT_LEFT + (val - lo) / (hi - lo) * _PLOT_W, 1)
@@ -355,6 +385,8 @@ def property_histogram(values: np.ndarray, cutoff: Any, direction: str, name: st
     for i, n in enumerate(counts):
         h = 0.0 if n == 0 else max(1.5, n / top * _PLOT_H)
         flagged = edges[i + 1] <= c if below else edges[i] >= c
+        if cu is not None:
+            flagged = flagged or edges[i] >= cu
         bars.append({"x": x(edges[i]), "w": max(round(x(edges[i + 1]) - x(edges[i]) - 0.6, 1), 0.4),
                      "y": round(_PLOT_TOP + _PLOT_H - h, 1), "h": round(h, 1), "count": int(n),
                      "flagged": bool(flagged),
@@ -362,15 +394,25 @@ def property_histogram(values: np.ndarray, cutoff: Any, direction: str, name: st
     ticks = _log_ticks(lo, hi) if log else _linear_ticks(lo, hi)
     cut_x = x(c)
     flagged_n = int(sum(b["count"] for b in bars if b["flagged"]))
+    shade = {"x": _PLOT_LEFT if below else cut_x,
+             "w": round((cut_x - _PLOT_LEFT) if below else (_PLOT_LEFT + _PLOT_W - cut_x), 1)}
+    cuts = [{"x": cut_x, "label": f"cut-off {_fmt_num(cutoff)}"}]
+    shades = [shade]
+    if cu is not None:
+        cuts.append({"x": x(cu), "label": f"upper cut-off {_fmt_num(upper)}"})
+        shades.append({"x": x(cu), "w": round(_PLOT_LEFT + _PLOT_W - x(cu), 1)})
     return {
         "name": name,
         "log": log,
         "bars": bars,
         "ticks": [{"x": x(tv), "label": label} for tv, label in ticks],
         "cutoff": _fmt_num(cutoff),
+        "upper": None if upper is None else _fmt_num(upper),
         "cutoff_x": cut_x,
-        "shade_x": _PLOT_LEFT if below else cut_x,
-        "shade_w": round((cut_x - _PLOT_LEFT) if below else (_PLOT_LEFT + _PLOT_W - cut_x), 1),
+        "shade_x": shade["x"],
+        "shade_w": shade["w"],
+        "cuts": cuts,
+        "shades": shades,
         "direction": "below" if below else "above",
         "total": int(v.size),
         "flagged": flagged_n,
@@ -487,9 +529,13 @@ def _model_metrics(result: Result) -> dict[str, Any] | None:
     main = found.evidence.get("evaluation_split", names[0])
     rows = [{"metric": metric.replace("_", " "), "cells": [splits[s]["metrics"].get(metric, {}) for s in names]}
             for metric in splits[main]["metrics"]]
+    ece = splits[main].get("ece")
+    reliability = reliability_diagram(splits[main].get("reliability") or [], ece=ece,
+                                      title=f"{main}: ECE {ece:.3f}" if isinstance(ece, (int, float)) else main)
     return {"splits": [{"name": s, "n": splits[s]["n"]} for s in names], "rows": rows, "main": main,
             "confidence": found.evidence.get("confidence", 0.95), "per_class": splits[main]["per_class"],
-            "confusion": _confusion_heatmap(found.evidence.get("classes"), splits[main].get("confusion"))}
+            "confusion": _confusion_heatmap(found.evidence.get("classes"), splits[main].get("confusion")),
+            "reliability": reliability, "calibration_anchor": None}
 
 
 def _confusion_heatmap(classes: list[str] | None, counts: list[list[int]] | None) -> dict[str, Any] | None:
@@ -501,10 +547,240 @@ def _confusion_heatmap(classes: list[str] | None, counts: list[list[int]] | None
         return None
     m = np.asarray(counts, dtype=float)
     rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
-    rows = [{"label": str(c), "cells": [{"count": int(m[i, j]), "rate": float(rates[i, j]),
-                                         "diagonal": i == j} for j in range(len(classes))]}
+    rows = [{"label": str(c), "total": int(m[i].sum()),
+             "cells": [{"count": int(m[i, j]), "rate": float(rates[i, j]), "pct": f"{100 * rates[i, j]:.0f}",
+                        "diagonal": i == j} for j in range(len(classes))]}
             for i, c in enumerate(classes)]
     return {"classes": [str(c) for c in classes], "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluate findings: the tables and charts each one adds to its section (keyed by issue)
+
+
+def _cell(text: Any, strip: dict[str, Any] | None = None, num: bool = False) -> dict[str, Any]:
+    return {"text": text if isinstance(text, str) else _fmt_value(text), "strip": strip, "num": num}
+
+
+def _pct(v: Any) -> str:
+    return f"{100 * float(v):.1f}%" if isinstance(v, (int, float, np.number)) and math.isfinite(float(v)) else "n/a"
+
+
+def _p(v: Any) -> str:
+    return f"{float(v):.2g}" if isinstance(v, (int, float, np.number)) and math.isfinite(float(v)) else "n/a"
+
+
+def _table_block(title: str | None, columns: list[tuple[str, bool]], rows: list[dict[str, Any]], *,
+                 total: int | None = None, collapsed: bool = False, note: str | None = None,
+                 css: str = "") -> dict[str, Any]:
+    shown = rows[:MAX_TABLE_ROWS]
+    return {"kind": "table", "title": title, "columns": [{"name": n, "num": num} for n, num in columns],
+            "rows": shown, "more": (total if total is not None else len(rows)) - len(shown),
+            "collapsed": collapsed, "note": note, "css": css}
+
+
+def _label_issues_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    rows = {str(r.get("sample_id")): r for r in f.evidence.get("candidates", []) if isinstance(r, dict)}
+    for tile in section["gallery"]:
+        row = rows.get(tile["sample"])
+        if row and row.get("suggested_label") is not None:
+            tile["change"] = {"given": row.get("given_label", tile["label"]), "verb": "suggested",
+                              "other": row["suggested_label"], "prob": None}
+            if isinstance(row.get("reason"), str):
+                tile["note"] = row["reason"]
+
+
+def _confident_errors_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    rows = {str(r.get("sample_id")): r for r in f.evidence.get("worst", []) if isinstance(r, dict)}
+    for tile in section["gallery"]:
+        row = rows.get(tile["sample"])
+        if row:
+            tile["change"] = {"given": row.get("given_label"), "verb": "predicted",
+                              "other": row.get("predicted_label"), "prob": row.get("probability")}
+
+
+def _confused_pairs_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    rows = []
+    for g, raw in zip(section["groups"], f.groups):
+        true, pred = raw.get("true"), raw.get("predicted")
+        g["title"] = f"true {true} \u2192 predicted {pred}"
+        g["facts"] = [f"{raw.get('count')} sample(s)", f"{_pct(raw.get('share'))} of true {true}"]
+        if raw.get("reverse"):
+            g["facts"].append(f"{raw['reverse']} the other way")
+        g["size"] = int(raw.get("count", g["size"]))
+        g["more"] = g["size"] - len(g["members"])
+        for tile, conf in zip(g["members"], raw.get("confidence") or []):
+            tile["note"] = f"p({pred}) {conf:.3f}"
+        rows.append({"cells": [_cell(str(true)), _cell(str(pred)), _cell(raw.get("count"), num=True),
+                               _cell(_pct(raw.get("share")), num=True), _cell(raw.get("support"), num=True),
+                               _cell(raw.get("reverse", 0), num=True)], "cls": ""})
+    section["blocks"].append(_table_block(
+        None, [("true class", False), ("predicted", False), ("count", True), ("share of true class", True),
+               ("true class samples", True), ("the other way", True)], rows, css="pairs"))
+
+
+def _weak_segments_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    ev = f.evidence
+    overall = ev.get("overall_accuracy")
+    for g, raw in zip(section["groups"], f.groups):
+        ci = raw.get("ci") or [None, None]
+        g["title"] = str(raw.get("slice"))
+        g["size"] = int(raw.get("size", g["size"]))
+        g["facts"] = [f"{g['size']:,} samples", f"accuracy {_pct(raw.get('accuracy'))} [{_pct(ci[0])}, {_pct(ci[1])}]",
+                      f"q = {_p(raw.get('q'))}", "examples: wrong first"]
+        g["more"] = 0
+        g["labels_disagree"] = False  # a slice holds every class; differing labels are expected
+
+    def row(r: dict[str, Any]) -> dict[str, Any]:
+        ci = r.get("ci") or [None, None]
+        strip = interval_strip(r.get("accuracy"), ci[0], ci[1], ref=overall)
+        return {"cells": [_cell(str(r.get("slice"))), _cell(str(r.get("kind", ""))), _cell(r.get("size"), num=True),
+                          _cell(_pct(r.get("accuracy")), num=True), _cell(f"{_pct(ci[0])} to {_pct(ci[1])}", strip),
+                          _cell(_pct(r.get("drop")), num=True), _cell(_p(r.get("p")), num=True),
+                          _cell(_p(r.get("q")), num=True)],
+                "cls": "flagged" if r.get("flagged", True) else ""}
+
+    level = f"{100 * float(f.thresholds.get('confidence', 0.95)):.0f}%"
+    columns = [("slice", False), ("kind", False), ("size", True), ("accuracy", True), (f"{level} CI (| = overall)", False),
+               ("drop", True), ("p", True), ("q", True)]
+    section["blocks"].append(_table_block(
+        f"Weak slices (overall accuracy {_pct(overall)})", columns, [row(r) for r in f.groups], css="segments"))
+    tested = [r for r in ev.get("slices", []) if isinstance(r, dict)]
+    if tested:
+        section["blocks"].append(_table_block(
+            f"All {len(tested)} slices tested ({ev.get('test', 'one-sided test')}, {ev.get('correction', '')} q)",
+            columns, [row(r) for r in sorted(tested, key=lambda r: (r.get('q', 1.0), r.get('slice', '')))],
+            collapsed=True, css="segments"))
+
+
+def _model_vs_baseline_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    ev = f.evidence
+    table = [r for r in ev.get("baselines", []) if isinstance(r, dict)]
+    reach = symmetric_range([v for r in table for v in (r.get("low"), r.get("high"), r.get("difference"))])
+    rows = []
+    for r in table:
+        strip = interval_strip(r.get("difference"), r.get("low"), r.get("high"), lo=-reach, hi=reach, ref=0.0)
+        rows.append({"cells": [_cell(str(r.get("baseline"))), _cell(str(r.get("description", ""))),
+                               _cell(r.get("n"), num=True), _cell(f"{float(r.get('accuracy', math.nan)):.3f}", num=True),
+                               _cell(f"{float(r.get('model_accuracy', math.nan)):.3f}", num=True),
+                               _cell(f"{float(r.get('difference', math.nan)):+.3f} [{float(r.get('low', math.nan)):+.3f}, "
+                                     f"{float(r.get('high', math.nan)):+.3f}]", strip),
+                               _cell(_p(r.get("p_value")), num=True), _cell(str(r.get("verdict", "")))],
+                     "cls": "" if r.get("verdict") == "better" else "flagged"})
+    level = _pct(ev.get("confidence", 0.95)).replace(".0%", "%")
+    section["blocks"].append(_table_block(
+        f"Model vs baselines on {ev.get('split', 'the evaluation split')} (model accuracy "
+        f"{float(ev.get('model_accuracy', math.nan)):.3f})",
+        [("baseline", False), ("what it does", False), ("n", True), ("baseline accuracy", True),
+         ("model accuracy", True), (f"difference, {level} CI (axis \u00b1{reach:g}, | = 0)", False), ("p", True),
+         ("verdict", False)], rows, css="baselines"))
+
+
+def _property_shortcut_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    ev = f.evidence
+    majority = ev.get("majority_rate")
+    rows = [{"cells": [_cell("all properties together"), _cell(f"{float(ev.get('accuracy', math.nan)):.3f}", num=True),
+                       _cell(f"[{float(ev.get('accuracy_low', math.nan)):.3f}, {float(ev.get('accuracy_high', math.nan)):.3f}]",
+                             interval_strip(ev.get("accuracy"), ev.get("accuracy_low"), ev.get("accuracy_high"), ref=majority))],
+             "cls": "flagged"}]
+    for r in ev.get("top_properties", []):
+        acc = r.get("accuracy_alone")
+        rows.append({"cells": [_cell(str(r.get("property"))), _cell(f"{float(acc):.3f}", num=True),
+                               _cell("", interval_strip(acc, None, None, ref=majority))], "cls": ""})
+    section["blocks"].append(_table_block(
+        f"Cross-validated accuracy from image properties only ({ev.get('model', 'model')}, {ev.get('folds', '?')}-fold) "
+        f"vs always '{ev.get('majority_class')}' ({float(majority or math.nan):.3f}, the | mark)",
+        [("properties", False), ("accuracy", True), ("on 0-1, with CI (| = majority rate)", False)], rows,
+        css="shortcut"))
+    medians = ev.get("class_medians") or {}
+    props = [str(r.get("property")) for r in ev.get("top_properties", [])]
+    if medians and props:
+        rows = [{"cells": [_cell(str(c))] + [_cell(_fmt_num(vals.get(p)), num=True) for p in props], "cls": ""}
+                for c, vals in list(medians.items())]
+        section["blocks"].append(_table_block("Median of each top property per class", [("class", False)] + [(p, True) for p in props],
+                                              rows, css="medians"))
+
+
+def _fitting_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    ev = f.evidence
+    name = ev.get("split")
+    metrics = result.finding("metrics")
+    splits = (metrics.evidence.get("splits") or {}) if metrics is not None else {}
+    majority = ev.get("majority_rate") or {}
+    rows = []
+    for split, value in (("train", ev.get("train_accuracy")), (name, ev.get(f"{name}_accuracy"))):
+        ci = ((splits.get(split) or {}).get("metrics") or {}).get("accuracy") or {}
+        rows.append({"label": f"{split} ({(ev.get('n') or {}).get(split, '?')})", "value": value,
+                     "low": ci.get("low"), "high": ci.get("high"), "ref": majority.get(split)})
+    chart = accuracy_bars(rows)
+    if chart is not None:
+        chart["kind"] = "bars"
+        chart["caption"] = (f"Accuracy with {_pct(metrics.evidence.get('confidence', 0.95)) if metrics else '95%'} bootstrap "
+                            f"CIs; dashed mark: always predicting the split's most common class. Gap train - {name}: "
+                            f"{float(ev.get('gap', math.nan)):.3f} [{float(ev.get('gap_low', math.nan)):.3f}, "
+                            f"{float(ev.get('gap_high', math.nan)):.3f}].").replace(".0%", "%")
+        section["blocks"].append(chart)
+
+
+def _calibration_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    ev = f.evidence
+    ci = ""
+    if isinstance(ev.get("ece_low"), (int, float)) and isinstance(ev.get("ece_high"), (int, float)):
+        ci = f" [{ev['ece_low']:.3f}, {ev['ece_high']:.3f}]"
+    overall = reliability_diagram(ev.get("reliability") or [], ece=ev.get("ece"),
+                                  title=f"{ev.get('split', '')}: ECE {float(ev.get('ece', math.nan)):.3f}{ci}")
+    if overall is not None:
+        overall["kind"] = "reliability"
+        section["blocks"].append(overall)
+    per_class = [r for r in ev.get("per_class") or [] if isinstance(r, dict)]
+    per_class.sort(key=lambda r: -float(r.get("ece") or 0.0))
+    diagrams = []
+    for r in per_class[:MAX_CLASS_DIAGRAMS]:
+        d = reliability_diagram(r.get("reliability") or [], ece=r.get("ece"), small=True,
+                                title=f"{r.get('class')}: ECE {float(r.get('ece', math.nan)):.3f} (n={r.get('support')})",
+                                x_label="p(class)", y_label="share of class")
+        if d is not None:
+            diagrams.append(d)
+    if diagrams:
+        skipped = ev.get("per_class_skipped") or []
+        section["blocks"].append({
+            "kind": "reliability_grid", "diagrams": diagrams, "more": len(per_class) - len(diagrams),
+            "caption": (f"Per class, one-vs-rest, least calibrated first: x = predicted probability of the class, "
+                        f"y = share of the bin's samples that are the class; faded bars hold fewer than {FEW} samples. "
+                        + (f"{len(skipped)} class(es) with fewer than {f.thresholds.get('min_class_samples', '?')} samples "
+                           f"not drawn." if skipped else ""))})
+
+
+_EXTRAS = {
+    "label_issues": _label_issues_extra,
+    "confident_errors": _confident_errors_extra,
+    "confused_pairs": _confused_pairs_extra,
+    "weak_segments": _weak_segments_extra,
+    "model_vs_baseline": _model_vs_baseline_extra,
+    "property_shortcut": _property_shortcut_extra,
+    "overfitting": _fitting_extra,
+    "underfitting": _fitting_extra,
+    "miscalibrated": _calibration_extra,
+}
+
+
+def _predictions_facts(run_info: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the run's predictions came from (file, model, or cross-validation and embedder), as label/text pairs.
+
+    Whatever fields the job recorded are shown; the class list as its length.
+    """
+    info = run_info.get("predictions")
+    if not isinstance(info, dict):
+        return []
+    out = []
+    for key, value in info.items():
+        if value is None or (isinstance(value, (list, dict, str)) and not value):
+            continue
+        if key == "classes" and isinstance(value, list):
+            out.append(("classes", _fmt_num(len(value))))
+        else:
+            out.append(({"path": "file"}.get(key, key.replace("_", " ")), _fmt_value(value)))
+    return out
 
 
 @lru_cache(maxsize=1)

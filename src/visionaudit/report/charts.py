@@ -1,0 +1,136 @@
+"""Geometry of the evaluate report's small charts, in SVG user units; the template draws them.
+
+Like :func:`visionaudit.report.html.property_histogram`, each function turns numbers from a finding
+into coordinates and returns None when there is nothing to draw, so the page stays inline SVG with no
+plotting library and no script.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+#: Bins with fewer samples are drawn faded: their accuracy is too noisy to read (one sample is 0 or 1).
+FEW = 10
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def reliability_diagram(rows: Sequence[dict[str, Any]], *, ece: float | None, title: str, small: bool = False,
+                        x_label: str = "confidence", y_label: str = "accuracy") -> dict[str, Any] | None:
+    """Bars of accuracy per confidence bin over the diagonal of perfect calibration, and a strip of bin counts.
+
+    ``rows`` is a reliability table (``lower``, ``upper``, ``count``, ``confidence``, ``accuracy``;
+    empty bins have no accuracy). Each non-empty bin draws a bar up to its accuracy and a gap box
+    between its accuracy and its mean confidence (``over`` when confidence is higher).
+
+    >>> d = reliability_diagram([{"lower": 0.5, "upper": 1.0, "count": 4, "confidence": 0.9, "accuracy": 0.5}],
+    ...                         ece=0.4, title="test")
+    >>> [(b["count"], b["over"]) for b in d["bars"]]
+    [(4, True)]
+    """
+    filled = [r for r in rows if r.get("count") and _finite(r.get("accuracy")) and _finite(r.get("confidence"))]
+    if not filled:
+        return None
+    left, top = (30.0, 8.0) if small else (46.0, 12.0)
+    w, h = (150.0, 110.0) if small else (300.0, 220.0)
+    strip_h = 20.0 if small else 36.0
+    strip_top = top + h + (16.0 if small else 22.0)
+    most = max(int(r["count"]) for r in filled)
+
+    def x(v: float) -> float:
+        return round(left + v * w, 1)
+
+    def y(v: float) -> float:
+        return round(top + (1.0 - v) * h, 1)
+
+    bars = []
+    for r in filled:
+        lo, hi, acc, conf, n = float(r["lower"]), float(r["upper"]), float(r["accuracy"]), float(r["confidence"]), int(r["count"])
+        # Square-root heights: a bin of 5 next to one of 400 still shows.
+        ch = max(1.0, strip_h * math.sqrt(n / most))
+        bars.append({
+            "x": round(x(lo) + 0.5, 1), "w": round(max(x(hi) - x(lo) - 1.0, 0.6), 1),
+            "y": y(acc), "h": round(top + h - y(acc), 1),
+            "gap_y": y(max(acc, conf)), "gap_h": round(abs(acc - conf) * h, 1), "over": conf > acc,
+            "count_y": round(strip_top + strip_h - ch, 1), "count_h": round(ch, 1),
+            "count": n, "accuracy": acc, "confidence": conf, "range": f"{lo:.2f}-{hi:.2f}", "few": n < FEW,
+        })
+    ticks = (0.0, 0.5, 1.0) if small else (0.0, 0.25, 0.5, 0.75, 1.0)
+    return {
+        "title": title, "ece": ece, "small": small, "few_below": FEW, "bars": bars, "n": sum(b["count"] for b in bars),
+        "most": most, "x_label": x_label, "y_label": y_label,
+        "ticks": [{"v": f"{t:g}", "x": x(t), "y": y(t)} for t in ticks],
+        "plot": {"left": left, "top": top, "right": left + w, "bottom": top + h, "w": w, "h": h,
+                 "strip_top": strip_top, "strip_bottom": strip_top + strip_h,
+                 "width": left + w + 10, "height": strip_top + strip_h + (12.0 if small else 16.0)},
+    }
+
+
+def interval_strip(value: float | None, low: float | None, high: float | None, *, lo: float = 0.0, hi: float = 1.0,
+                   ref: float | None = None, width: float = 170.0, height: float = 18.0) -> dict[str, Any] | None:
+    """A point with its interval on a [lo, hi] axis, with an optional reference line (overall, zero).
+
+    >>> s = interval_strip(0.5, 0.4, 0.6, ref=0.8, width=100)
+    >>> s["x"], s["x_low"], s["x_ref"]
+    (50.0, 40.6, 78.2)
+    """
+    if not _finite(value) or hi <= lo:
+        return None
+    pad = 3.0
+
+    def x(v: float) -> float:
+        return round(pad + (min(max(v, lo), hi) - lo) / (hi - lo) * (width - 2 * pad), 1)
+
+    return {
+        "width": width, "height": height, "mid": height / 2, "x": x(float(value)),
+        "x_low": x(float(low)) if _finite(low) else None, "x_high": x(float(high)) if _finite(high) else None,
+        "x_ref": x(float(ref)) if _finite(ref) else None, "x0": pad, "x1": width - pad,
+    }
+
+
+def symmetric_range(values: Sequence[float | None]) -> float:
+    """Half-width of an axis centred on 0 that holds every value (at least 0.05), for difference strips.
+
+    >>> symmetric_range([0.12, -0.03, None])
+    0.15
+    """
+    m = max([abs(float(v)) for v in values if _finite(v)] or [0.0])
+    return max(0.05, math.ceil(m * 1.1 * 20) / 20)
+
+
+def accuracy_bars(rows: Sequence[dict[str, Any]], *, width: float = 560.0) -> dict[str, Any] | None:
+    """Horizontal bars of accuracy (0-1) with CI whiskers and a dashed reference mark per row.
+
+    ``rows``: ``label``, ``value``, optional ``low``/``high`` (CI) and ``ref`` (e.g. the majority-class rate).
+
+    >>> b = accuracy_bars([{"label": "train", "value": 0.5, "low": 0.4, "high": 0.6, "ref": 0.1}], width=310)
+    >>> b["rows"][0]["w"], b["rows"][0]["x_low"]
+    (72.0, 167.6)
+    """
+    rows = [r for r in rows if _finite(r.get("value"))]
+    if not rows:
+        return None
+    left, top, row_h, bar_h = 110.0, 8.0, 30.0, 18.0
+    w = width - left - 56.0  # room for the value printed after the whisker
+
+    def x(v: float) -> float:
+        return round(left + min(max(v, 0.0), 1.0) * w, 1)
+
+    out = []
+    for i, r in enumerate(rows):
+        y = top + i * row_h
+        out.append({
+            "label": str(r["label"]), "value": float(r["value"]), "y": y, "bar_h": bar_h, "mid": y + bar_h / 2,
+            "x": left, "w": round(x(float(r["value"])) - left, 1),
+            "x_low": x(float(r["low"])) if _finite(r.get("low")) else None,
+            "x_high": x(float(r["high"])) if _finite(r.get("high")) else None,
+            "x_ref": x(float(r["ref"])) if _finite(r.get("ref")) else None,
+            "low": r.get("low"), "high": r.get("high"), "ref": r.get("ref"),
+        })
+    bottom = top + len(rows) * row_h
+    return {"rows": out, "ticks": [{"x": x(t), "v": f"{t:g}"} for t in (0.0, 0.25, 0.5, 0.75, 1.0)],
+            "left": left, "right": left + w, "top": top, "bottom": bottom, "width": width, "height": bottom + 20.0}
