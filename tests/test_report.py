@@ -373,12 +373,14 @@ def test_two_sided_odd_size_draws_both_cutoffs(tmp_path):
 
 def test_predictions_fields_shown_whatever_the_job_recorded(scanned):
     run = dict(scanned.run_info, predictions={"model": "model.onnx", "cross_validation": {"folds": 5, "classifier": "logistic"},
-                                              "embedder": "builtin", "classes": ["cat", "dog"], "notes": []})
+                                              "embedder": "builtin", "classes": ["cat", "dog"], "notes": []},
+               embedder="onnx:model.onnx")
     header = render_html(dataclasses.replace(scanned, run_info=run))
     header = header[:header.index("</header>")]
     assert re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", header[header.index('class="predictions"'):]) == [
         ("model", "model.onnx"), ("cross validation", "folds: 5, classifier: logistic"), ("embedder", "builtin"),
         ("classes", "2")]
+    assert "<dt>embedder</dt><dd>onnx:model.onnx</dd>" in header
 
 
 def test_chart_geometry():

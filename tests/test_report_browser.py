@@ -1,4 +1,6 @@
-"""The HTML report renders offline in headless Chromium: no console errors, every thumbnail decodes."""
+"""The HTML report renders offline in headless Chromium: no console errors, every thumbnail decodes, and each
+evaluate picture (reliability diagrams, confusion matrix, galleries, segment and baseline tables, fit bars) is read
+back from the rendered page."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +15,7 @@ import visionaudit
 from visionaudit.findings import Finding, Severity
 from visionaudit.report import write_html
 
+from report_case import evaluate_case
 from test_report import DATA_URI, build_dataset
 
 CHROMIUM = "/usr/bin/chromium"
@@ -22,10 +25,30 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 pytestmark = pytest.mark.browser
 
 
+def _browse(report, shot, script: str):
+    """Open ``report`` in headless Chromium, run ``script`` (a JS function of no argument) and save a full-page
+    screenshot; returns (what the script returned, console errors and outside requests)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            # Anything fetched from outside the file itself would break the offline promise.
+            page.on("request", lambda r: problems.append(f"request {r.url}") if not r.url.startswith(("file:", "data:")) else None)
+            page.goto(report.as_uri(), wait_until="load")
+            got = page.evaluate(script)
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return got, problems
+
+
 def test_report_renders_in_headless_chromium(tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"Chromium not installed at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
     result = visionaudit.scan(build_dataset(tmp_path / "data"), cache_dir=tmp_path / "cache", workers=1)
     ids = list(result.features.index)
     sharp = result.features["sharpness"].astype(float)
@@ -46,23 +69,10 @@ def test_report_renders_in_headless_chromium(tmp_path):
     expected_images = len(DATA_URI.findall(report.read_text(encoding="utf-8")))
     assert expected_images > 10
 
-    problems: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            # Anything fetched from outside the file itself would break the offline promise.
-            page.on("request", lambda r: problems.append(f"request {r.url}") if not r.url.startswith(("file:", "data:")) else None)
-            page.goto(report.as_uri(), wait_until="load")
-            widths = page.eval_on_selector_all("img", "els => els.map(e => e.complete ? e.naturalWidth : 0)")
-            svg_width = page.eval_on_selector("figure.histogram svg", "e => e.getBoundingClientRect().width")
-            title = page.title()
-            shot = tmp_path / "report.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    shot = tmp_path / "report.png"
+    (widths, svg_width, title), problems = _browse(report, shot, """() => [
+      [...document.images].map(e => e.complete ? e.naturalWidth : 0),
+      document.querySelector('figure.histogram svg').getBoundingClientRect().width, document.title]""")
     assert problems == []
     assert len(widths) == expected_images and min(widths) > 0
     assert svg_width > 300
@@ -72,26 +82,6 @@ def test_report_renders_in_headless_chromium(tmp_path):
     # A real page: many distinct colours (photos) rather than a blank or error screen.
     colours = np.unique(np.asarray(im.resize((640, im.height // 2))).reshape(-1, 3), axis=0)
     assert len(colours) > 5000
-
-
-def _browse(report, shot, script: str):
-    """Open ``report`` in headless Chromium, run ``script`` (a JS function of no argument) and save a full-page
-    screenshot; returns (what the script returned, console errors and outside requests)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    problems: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("request", lambda r: problems.append(f"request {r.url}") if not r.url.startswith(("file:", "data:")) else None)
-            page.goto(report.as_uri(), wait_until="load")
-            got = page.evaluate(script)
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
-    return got, problems
 
 
 #: Reads each evaluate picture back from the rendered page (boxes measured by the layout engine).
@@ -132,7 +122,6 @@ def test_evaluate_report_pictures_in_headless_chromium(tmp_path, tmp_path_factor
 
     from visionaudit.metrics import calibration_table
 
-    from report_case import evaluate_case
 
     case = evaluate_case(tmp_path_factory.getbasetemp() / "evaluate_case")
     result = case["result"]
