@@ -315,7 +315,7 @@ def test_evaluate_report_pairs_segments_fit_and_baselines(case):
     (group,) = [g for g in seg.groups if g["slice"] == "scanner = C"]
     section = _section(text, "weak_segments")
     row = re.search(r'<tr class="flagged"><td>scanner = C</td><td>metadata</td><td class="num">(\d+)</td>'
-                    r'<td class="num">([\d.]+)%</td><td><svg class="strip".*?</svg> ([\d.]+)% to ([\d.]+)%</td>', section, flags=re.S)
+                    r'<td class="num">([\d.]+)%</td><td class="stripcell"><svg class="strip".*?</svg> ([\d.]+)% to ([\d.]+)%</td>', section, flags=re.S)
     in_c = set(case["in_c"])
     c_rows = np.isin(case["ids"], case["in_c"])
     right = int((case["probs"][c_rows].argmax(axis=1) == case["given"][c_rows]).sum())
