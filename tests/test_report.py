@@ -283,7 +283,7 @@ def test_evaluate_report_galleries_show_given_suggested_and_predicted(case):
     shown = sorted(labels.samples, key=lambda s: labels.scores[s])[:MAX_GALLERY]
     candidates = {r["sample_id"]: r for r in labels.evidence["candidates"]}
     section = _section(text, "label_issues")
-    tiles = re.findall(r'<div class="sid" title="([^"]+)">[^<]*</div>\s*<div class="change">given <b>([^<]*)</b> '
+    tiles = re.findall(r'<div class="sid" title="([^"]+)">[^<]*</div>\s*<div class="change"[^>]*>given <b>([^<]*)</b> '
                        r'&rarr; suggested <b>([^<]*)</b></div>', section)
     assert tiles == [(s, candidates[s]["given_label"], candidates[s]["suggested_label"]) for s in shown]
     truth = dict(zip(case["ids"], case["truth"]))
@@ -292,6 +292,13 @@ def test_evaluate_report_galleries_show_given_suggested_and_predicted(case):
     assert {s: (g, sug) for s, g, sug in tiles if s in case["flipped"]} == {
         s: (str((truth[s] + 3) % 10), str(truth[s])) for s in flipped_shown}
     assert f"{len(labels.samples) - MAX_GALLERY} more in findings.json" in section
+    # Differently labelled duplicates join the list as clusters: drawn next to the ranked gallery, not instead.
+    clusters = [{"samples": shown[:2], "labels": ["1", "7"], "kind": "near", "distance": 3.0, "suggested_label": "1"}]
+    both = _section(render_html(dataclasses.replace(case["result"], findings=[dataclasses.replace(labels, groups=clusters)])),
+                    "label_issues")
+    assert both.count('<div class="change"') == MAX_GALLERY and both.count('<div class="group">') == 1
+    assert re.search(r'<div class="ghead"><strong>2 images</strong><span>\xb7 near</span><span>\xb7 distance 3</span>'
+                     r'<span>\xb7 suggested 1</span>\s*<span class="badge alert">labels disagree</span>', both)
     wrong = case["result"].finding("confident_errors")
     section = _section(text, "confident_errors")
     tiles = re.findall(r'title="([^"]+)">[^<]*</div>\s*<div class="change">given <b>([^<]*)</b> &rarr; predicted '

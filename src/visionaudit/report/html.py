@@ -38,6 +38,9 @@ MAX_GROUP_MEMBERS = 8
 MAX_CLASSES = 60
 #: Most rows of an evidence table (segments tested, properties...); the rest is in findings.json.
 MAX_TABLE_ROWS = 60
+#: Issues whose samples are a ranked list of their own next to their groups (label issues: every
+#: candidate, and the differently labelled duplicate clusters among them), so both are drawn.
+_GALLERY_AND_GROUPS = frozenset({"label_issues"})
 #: Most per-class reliability diagrams drawn for one calibration finding.
 MAX_CLASS_DIAGRAMS = 24
 THUMB_SIZE = 112
@@ -219,7 +222,7 @@ def _finding_section(index: int, f: Finding, table: _SampleTable, result: Result
         shown = f.groups[:max_groups]
         section["groups"] = [_group(g, table) for g in shown]
         section["groups_more"] = len(f.groups) - len(shown)
-    else:
+    if not f.groups or f.issue in _GALLERY_AND_GROUPS:
         # Worst first; samples without a score keep the check's order, after the scored ones.
         ordered = sorted(f.samples, key=lambda s: _score_key(f.scores.get(s)))
         shown = ordered[:max_gallery]
@@ -585,9 +588,11 @@ def _label_issues_extra(section: dict[str, Any], f: Finding, result: Result) -> 
         row = rows.get(tile["sample"])
         if row and row.get("suggested_label") is not None:
             tile["change"] = {"given": row.get("given_label", tile["label"]), "verb": "suggested",
-                              "other": row["suggested_label"], "prob": None}
-            if isinstance(row.get("reason"), str):
-                tile["note"] = row["reason"]
+                              "other": row["suggested_label"], "prob": None,
+                              "why": row["reason"] if isinstance(row.get("reason"), str) else None}
+    for g, raw in zip(section["groups"], f.groups):
+        if raw.get("suggested_label") is not None:
+            g["facts"].append(f"suggested {raw['suggested_label']}")
 
 
 def _confident_errors_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
@@ -596,7 +601,7 @@ def _confident_errors_extra(section: dict[str, Any], f: Finding, result: Result)
         row = rows.get(tile["sample"])
         if row:
             tile["change"] = {"given": row.get("given_label"), "verb": "predicted",
-                              "other": row.get("predicted_label"), "prob": row.get("probability")}
+                              "other": row.get("predicted_label"), "prob": row.get("probability"), "why": None}
 
 
 def _confused_pairs_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
