@@ -348,6 +348,10 @@ def test_evaluate_report_pairs_segments_fit_and_baselines(case):
     assert [float(r[1]) for r in rows] == pytest.approx([b["difference"] for b in found.evidence["baselines"]], abs=5e-4)
     assert {b["baseline"] for b in found.evidence["baselines"]} == {"majority", "class_prior", "image_properties"}
     assert _section(useless, "underfitting").count('class="abar"') == 2
+    # Calibrated enough (no calibration finding): the metrics card draws the reliability diagram itself.
+    card = useless[useless.index('id="model-metrics"'):useless.index("</section>", useless.index('id="model-metrics"'))]
+    assert case["useless"].finding("miscalibrated") is None
+    assert re.findall(r'class="rbar(?: few)?"[^>]*data-count="(\d+)"', card) == ["500"]
 
 
 def test_property_shortcut_table_names_each_property_alone(case):
