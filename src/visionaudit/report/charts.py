@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-
 #: Bins with fewer samples are drawn faded: their accuracy is too noisy to read (one sample is 0 or 1).
 FEW = 10
 
