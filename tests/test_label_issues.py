@@ -3,10 +3,13 @@
 Out-of-sample probabilities come from a small model (PCA + logistic regression, 5-fold
 cross-validation) trained on the noisy labels, written to a predictions CSV keyed by path, read back
 with ``read_predictions`` and judged by ``labels.label_issues``; the ranking must put most flipped
-digits first, and the flagged set must equal cleanlab's own on the same probabilities.
+digits first, and the flagged set must equal cleanlab's own on the same probabilities. Edited copies
+of a few digits filed under other labels (some without predictions) must join the list through the
+duplicate index, with the cluster's answer as the suggested label.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +69,7 @@ def noisy_mnist(tmp_path_factory):
     table.insert(0, "path", [f"../digits/{ids[i]}" for i in order])
     csv = preds_dir / "preds.csv"
     table.to_csv(csv, index=False)
-    return {"root": root, "csv": csv, "files": _snapshot(base), "ids": np.array(ids), "noisy": noisy, "truth": truth,
+    return {"root": root, "csv": csv, "files": _snapshot(base), "cache": tmp_path_factory.mktemp("cache"), "ids": np.array(ids), "noisy": noisy, "truth": truth,
             "flipped": {ids[i] for i in flipped}, "probs": probs}
 
 
@@ -80,7 +83,8 @@ def judged(noisy_mnist):
     # read_folder orders samples by path; the test's arrays are in digit order.
     order = np.argsort(noisy_mnist["ids"])
     assert dataset.samples["sample_id"].tolist() == noisy_mnist["ids"][order].tolist()
-    ctx = Context(dataset, predictions=read_predictions(noisy_mnist["csv"], dataset))
+    ctx = Context(dataset, predictions=read_predictions(noisy_mnist["csv"], dataset),
+                  feature_options={"cache_dir": noisy_mnist["cache"]})
     findings = LabelIssues().run(ctx)
     return ctx, findings, order
 
@@ -137,7 +141,8 @@ def test_finding_evidence_and_candidates(noisy_mnist, judged):
     assert [c["quality"] for c in ev["candidates"]] == sorted(c["quality"] for c in ev["candidates"])
     assert sum(p["count"] for p in ev["pairs"]) == 243
     table = corrected_candidates(finding)
-    assert table.columns.tolist() == ["sample_id", "path", "given_label", "suggested_label", "score"]
+    assert table.columns.tolist() == ["sample_id", "path", "given_label", "suggested_label", "score", "reason",
+                                      "duplicate_cluster", "duplicate_members"]
     assert table["sample_id"].tolist() == finding.samples
     assert table["path"].tolist() == [str(noisy_mnist["root"] / s) for s in finding.samples]
     # Among flagged flipped digits, the suggestion is mostly the true digit.
@@ -159,7 +164,7 @@ def test_samples_without_predictions_or_labels_are_not_judged(noisy_mnist, tmp_p
     table[keep].to_csv(csv, index=False)
     preds = read_predictions(csv, dataset)
     assert preds.missing == 3 and preds.notes == ["3 of 3000 samples have no prediction in partial.csv"]
-    ctx = Context(dataset, predictions=preds)
+    ctx = Context(dataset, predictions=preds, feature_options={"cache_dir": noisy_mnist["cache"]})
     (finding,) = LabelIssues().run(ctx)
     ids = samples["sample_id"].to_numpy()
     unjudged = set(ids[:100]) | {s for s in ids if s.endswith(("00000.png", "00001.png", "00002.png"))}
@@ -182,3 +187,115 @@ def test_user_files_untouched(noisy_mnist, judged):
     _, findings, _ = judged
     corrected_candidates(findings[0])
     assert _snapshot(noisy_mnist["root"].parent) == noisy_mnist["files"]
+
+
+#: Copies planted among the noisy digits, each filed under another label: (case, digit of the
+#: original, label the copy is filed under, edit). a: the copy has a prediction; b: only the original
+#: has one; c: three copies without predictions, majority 6; d: two copies without predictions, a tie.
+PLANTS = [("a", 2, "7", "r56"), ("b", 3, "8", "q75"), ("c", 6, "6", "q75"), ("c", 6, "0", "q95"), ("d", 9, "4", "q95")]
+
+
+def _edited(image: np.ndarray, edit: str, dest: Path) -> None:
+    if edit == "r56":  # enlarged 2x: a near duplicate
+        Image.fromarray(image).resize((56, 56), Image.Resampling.BICUBIC).save(dest.with_suffix(".png"))
+    else:              # re-encoded as JPEG at the same size: an exact duplicate (decode noise only)
+        Image.fromarray(image).save(dest.with_suffix(".jpg"), "JPEG", quality=int(edit[1:]))
+
+
+@pytest.fixture(scope="module")
+def relabelled_copies(noisy_mnist, tmp_path_factory):
+    """The noisy digits plus edited copies of five of them filed under other labels (PLANTS), with
+    a predictions CSV that covers the copy in case a and none of the samples of cases c and d."""
+    base = tmp_path_factory.mktemp("copies")
+    root = base / "digits"
+    shutil.copytree(noisy_mnist["root"], root)
+    position = {sid: i for i, sid in enumerate(noisy_mnist["ids"])}
+    probs, noisy, truth = noisy_mnist["probs"], noisy_mnist["noisy"], noisy_mnist["truth"]
+    # Originals: the first digit of each wanted class whose label is unflipped and that the model gets right.
+    good = (noisy == truth) & (probs.argmax(axis=1) == truth)
+    originals = {case: int(np.flatnonzero(good & (truth == digit))[0]) for case, digit, _, _ in PLANTS}
+    copies = {}
+    for case, digit, label, edit in PLANTS:
+        i = originals[case]
+        dest = root / label / f"copy_{i:05d}_{edit}"
+        _edited(mnist_arrays(N)[0][i], edit, dest)
+        copies.setdefault(case, []).append(f"{label}/{dest.name}{'.png' if edit == 'r56' else '.jpg'}")
+    table = pd.read_csv(noisy_mnist["csv"], dtype={"path": str})
+    by_path = table.set_index("path")
+    orig_ids = {case: noisy_mnist["ids"][i] for case, i in originals.items()}
+    row_a = by_path.loc[f"../digits/{orig_ids['a']}"]
+    # The copy in case a is predicted like its original (the same picture); cases c and d have no predictions.
+    table = pd.concat([table, pd.DataFrame([{"path": f"../digits/{copies['a'][0]}", **row_a.to_dict()}])])
+    table = table[~table["path"].isin([f"../digits/{orig_ids['c']}", f"../digits/{orig_ids['d']}"])]
+    (base / "preds").mkdir()
+    csv = base / "preds" / "preds.csv"
+    table.to_csv(csv, index=False)
+    dataset = read_folder(root)
+    ctx = Context(dataset, predictions=read_predictions(csv, dataset), feature_options={"cache_dir": base / "cache"})
+    (finding,) = LabelIssues().run(ctx)
+    return {"ctx": ctx, "finding": finding, "originals": orig_ids, "copies": copies,
+            "probs": {case: probs[position[sid]] for case, sid in orig_ids.items()}}
+
+
+def test_relabelled_copies_join_the_list(relabelled_copies, tmp_path):
+    r = relabelled_copies
+    finding, ctx, orig, copies, probs = r["finding"], r["ctx"], r["originals"], r["copies"], r["probs"]
+    rows = {c["sample_id"]: c for c in finding.evidence["candidates"]}
+    joined = {copies["a"][0], copies["b"][0], copies["c"][1], copies["d"][0], orig["d"]}
+    # Exactly the relabelled copies (and, on the tie, both copies) joined; the model had flagged 243
+    # others, and every natural conflict among look-alike '1's was already among them.
+    model_only = {s for s, row in rows.items() if row["reason"].startswith("the model predicts")}
+    assert set(rows) - model_only == joined
+    ev = finding.evidence
+    assert (ev["judged"], ev["flagged_by_model"], ev["joined_by_duplicates"], ev["flagged"]) == (2999, 243, 5, 248)
+    assert ev["without_predictions"] == 6  # the copy in b, the three images of c, the two of d
+    assert finding.message.startswith("243 of 2999 labelled samples with predictions look mislabelled (8.1%); 5 more "
+                                      "are duplicates of differently labelled images (8 duplicate cluster(s)")
+    # Case a: the copy has a prediction (its original's), cleanlab alone did not flag it.
+    a = rows[copies["a"][0]]
+    assert (a["given_label"], a["suggested_label"]) == ("7", "2")
+    assert a["quality"] == pytest.approx(probs["a"][7], abs=1e-12)
+    # Case b: no prediction for the copy; the original's prediction answers for the cluster.
+    b = rows[copies["b"][0]]
+    assert (b["given_label"], b["suggested_label"], b["quality"]) == ("8", "3", pytest.approx(probs["b"][8], abs=1e-12))
+    # Case c: no predictions; two of three copies say 6.
+    c = rows[copies["c"][1]]
+    assert (c["given_label"], c["suggested_label"], c["quality"]) == ("0", "6", pytest.approx(1 / 3))
+    assert orig["c"] not in rows and copies["c"][0] not in rows
+    # Case d: a tie without predictions: both copies listed, no suggestion.
+    assert [(rows[s]["suggested_label"], rows[s]["quality"]) for s in (orig["d"], copies["d"][0])] == [(None, 0.5)] * 2
+    groups = {frozenset(g["samples"]): g for g in finding.groups}
+    expect = {"a": ("near", "2", "model"), "b": ("exact", "3", "model"), "c": ("exact", "6", "majority"),
+              "d": ("exact", None, "none")}
+    for case, (kind, answer, source) in expect.items():
+        g = groups[frozenset([orig[case], *copies[case]])]
+        assert (g["kind"], g["suggested_label"], g["suggested_by"]) == (kind, answer, source)
+        for sid in set(g["samples"]) & joined:
+            assert rows[sid]["duplicate_cluster"] == g["cluster"]
+            assert sorted(rows[sid]["duplicate_members"]) == sorted(set(g["samples"]) - {sid})
+            assert rows[sid]["reason"].startswith(f"{kind} duplicates carry different labels")
+    assert "suggested: the copies' majority label" in c["reason"] and "tie" in rows[orig["d"]]["reason"]
+    # The ranking: flags and scores in the issues table, candidates worst first.
+    issues = ctx.issues_frame()
+    assert issues.loc[sorted(joined), "is_label_issues"].all()
+    assert issues.loc[copies["c"][1], "label_issues_score"] == pytest.approx(1 / 3)
+    assert np.isnan(issues.loc[copies["c"][0], "label_issues_score"])
+    assert finding.samples == [row["sample_id"] for row in ev["candidates"]]
+    assert [row["quality"] for row in ev["candidates"]] == sorted(row["quality"] for row in ev["candidates"])
+    # The corrected-candidates CSV carries them, with reason, cluster and other members.
+    csv = tmp_path / "label_candidates.csv"
+    corrected_candidates(finding).to_csv(csv, index=False)
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False).set_index("sample_id")
+    assert joined <= set(table.index) and len(table) == 248
+    assert table.loc[copies["c"][1], ["given_label", "suggested_label", "duplicate_cluster"]].tolist() == [
+        "0", "6", groups[frozenset([orig["c"], *copies["c"]])]["cluster"]]
+    assert set(table.loc[copies["c"][1], "duplicate_members"].split(";")) == {orig["c"], copies["c"][0]}
+    assert table.loc[orig["d"], "suggested_label"] == ""
+    plain = [s for s in model_only if rows[s]["duplicate_cluster"] is None]
+    assert len(plain) == 243 - 6 and (table.loc[plain, ["duplicate_cluster", "duplicate_members"]] == "").all().all()
+    # Flagged by the model and in a conflicting cluster (look-alike '1's): one row with both reasons.
+    both = [s for s in model_only if rows[s]["duplicate_cluster"] is not None]
+    assert all("; near duplicates carry different labels" in rows[s]["reason"] for s in both)
+    # Without the duplicate rule only the model's verdict is left.
+    (alone,) = LabelIssues(duplicates=False).run(ctx)
+    assert set(alone.samples) == model_only and not alone.groups
