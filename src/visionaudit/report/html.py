@@ -569,6 +569,11 @@ def _pct(v: Any) -> str:
     return f"{100 * float(v):.1f}%" if isinstance(v, (int, float, np.number)) and math.isfinite(float(v)) else "n/a"
 
 
+def _level(confidence: Any) -> str:
+    """A confidence level as a whole percentage: 0.95 -> '95%'."""
+    return f"{100 * float(confidence):.0f}%"
+
+
 def _p(v: Any) -> str:
     return f"{float(v):.2g}" if isinstance(v, (int, float, np.number)) and math.isfinite(float(v)) else "n/a"
 
@@ -645,7 +650,7 @@ def _weak_segments_extra(section: dict[str, Any], f: Finding, result: Result) ->
                           _cell(_p(r.get("q")), num=True)],
                 "cls": "flagged" if r.get("flagged", True) else ""}
 
-    level = f"{100 * float(f.thresholds.get('confidence', 0.95)):.0f}%"
+    level = _level(f.thresholds.get("confidence", 0.95))
     columns = [("slice", False), ("kind", False), ("size", True), ("accuracy", True), (f"{level} CI (| = overall)", False),
                ("drop", True), ("p", True), ("q", True)]
     section["blocks"].append(_table_block(
@@ -672,7 +677,7 @@ def _model_vs_baseline_extra(section: dict[str, Any], f: Finding, result: Result
                                      f"{float(r.get('high', math.nan)):+.3f}]", strip),
                                _cell(_p(r.get("p_value")), num=True), _cell(str(r.get("verdict", "")))],
                      "cls": "" if r.get("verdict") == "better" else "flagged"})
-    level = _pct(ev.get("confidence", 0.95)).replace(".0%", "%")
+    level = _level(ev.get("confidence", 0.95))
     section["blocks"].append(_table_block(
         f"Model vs baselines on {ev.get('split', 'the evaluation split')} (model accuracy "
         f"{float(ev.get('model_accuracy', math.nan)):.3f})",
@@ -701,9 +706,9 @@ def _property_shortcut_extra(section: dict[str, Any], f: Finding, result: Result
     props = [str(r.get("property")) for r in ev.get("top_properties", [])]
     if medians and props:
         rows = [{"cells": [_cell(str(c))] + [_cell(_fmt_num(vals.get(p)), num=True) for p in props], "cls": ""}
-                for c, vals in list(medians.items())]
-        section["blocks"].append(_table_block("Median of each top property per class", [("class", False)] + [(p, True) for p in props],
-                                              rows, css="medians"))
+                for c, vals in medians.items()]
+        section["blocks"].append(_table_block("Median of each top property per class",
+                                              [("class", False)] + [(p, True) for p in props], rows, css="medians"))
 
 
 def _fitting_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
@@ -720,10 +725,11 @@ def _fitting_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
     chart = accuracy_bars(rows)
     if chart is not None:
         chart["kind"] = "bars"
-        chart["caption"] = (f"Accuracy with {_pct(metrics.evidence.get('confidence', 0.95)) if metrics else '95%'} bootstrap "
+        level = _level(metrics.evidence.get("confidence", 0.95) if metrics else 0.95)
+        chart["caption"] = (f"Accuracy with {level} bootstrap "
                             f"CIs; dashed mark: always predicting the split's most common class. Gap train - {name}: "
                             f"{float(ev.get('gap', math.nan)):.3f} [{float(ev.get('gap_low', math.nan)):.3f}, "
-                            f"{float(ev.get('gap_high', math.nan)):.3f}].").replace(".0%", "%")
+                            f"{float(ev.get('gap_high', math.nan)):.3f}].")
         section["blocks"].append(chart)
 
 
