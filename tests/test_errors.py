@@ -7,6 +7,8 @@ right (0.9 on the label) except planted mistakes, each with a chosen probability
   7 -> 1 and 3 -> 5 three times each (a tie in count broken by the share of the true class),
   2 -> 8 once (the surest mistake of all, but a single one is not a pair at min_count=2);
 - train: 0 -> 6 five times, which must not count: the evaluation split is test.
+
+The same digits also test the calibration check's per-class (one-vs-rest) ECE against a direct computation.
 """
 from __future__ import annotations
 
