@@ -240,7 +240,7 @@ def cross_validated_predictions(ctx: Context, embedder: str = "builtin", model: 
         shown = ", ".join(f"{c!r}: {n}" for c, n in counts.sort_index().items()) or "none"
         raise SourceError(dataset.source, f"cross-validation needs at least two classes with {folds} or more labelled "
                                           f"images that decoded (samples per class: {shown})")
-    x = emb.vectors[pd.Index(emb.ids).astype(str).get_indexer(plan.sample_ids)]
+    x = emb.vectors[pd.Index(emb.ids).astype(str).get_indexer(plan.sample_ids)].astype(np.float64)
     probs = np.full((len(samples), len(plan.classes)), np.nan)
     probs[plan.rows] = plan.predict_proba(_estimator(model), x)
     notes = []
