@@ -7,6 +7,7 @@ the fold assignment directly; the equality test recomputes the probabilities wit
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -172,6 +173,14 @@ def test_group_folds_keep_every_group_on_one_side(small, tmp_path):
     # The same samples without the group column: plain stratified folds split patients (measured all 43).
     plain = make_folds(Context(dataset, feature_options=cache), np.ones(300, bool), folds=5, seed=0, duplicates=False)
     assert (pd.Series(plain.fold).groupby(patients).nunique() > 1).sum() >= 40
+    # The command line passes the group column on: the run's notes say the patients were kept together.
+    run = CliRunner().invoke(app, ["evaluate", str(tmp_path / "manifest.csv"), "-g", "patient", "--cache-dir",
+                                   str(small.feature_options["cache_dir"]), "-o", str(tmp_path / "out"), "-q",
+                                   "--fail-on", "never"])
+    assert run.exit_code == 0, run.output
+    info = json.loads((tmp_path / "out" / "findings.json").read_text())["run"]["predictions"]
+    assert info["with_prediction"] == 300 and info["source"].startswith("5-fold cross-validated")
+    assert any("group column 'patient'" in note for note in info["notes"])
 
 
 def test_duplicate_copies_stay_in_the_fold_of_their_original(small, tmp_path):

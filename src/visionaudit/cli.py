@@ -72,6 +72,8 @@ def evaluate(
              "Without it, out-of-fold predictions are cross-validated on image embeddings."),
     embedder: str = typer.Option("builtin", "--embedder", help="Embeddings to cross-validate on when no predictions are given."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds when no predictions are given."),
+    group_column: list[str] = typer.Option([], "--group-column", "-g",
+                                           help="Metadata column (patient, video...): kept in one fold when cross-validating, sliced for weak segments. Repeatable."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
     out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o",
                              help="Folder for report.html, findings.json and label_candidates.csv."),
@@ -89,7 +91,7 @@ def evaluate(
     _check_fail_on(fail_on)
     try:
         result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
-                              progress=progress_enabled(quiet), embedder=embedder, folds=folds)
+                              progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column)
     except VisionauditError as exc:
         _fail(exc)
     json_path, html_path = _write_reports(result, out)
