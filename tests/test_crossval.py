@@ -14,15 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import mnist_arrays
 from PIL import Image
 from typer.testing import CliRunner
 
 import visionaudit
-from conftest import mnist_arrays
-from visionaudit.cli import app
 from visionaudit.checks.duplicates import duplicate_index
+from visionaudit.cli import app
 from visionaudit.context import Context
-from visionaudit.crossval import LOGISTIC_C, LOGISTIC_MAX_ITER, cross_validated_predictions, make_folds
+from visionaudit.crossval import (
+    LOGISTIC_C,
+    LOGISTIC_MAX_ITER,
+    cross_validated_predictions,
+    make_folds,
+)
 from visionaudit.dataset import load_dataset, read_folder
 from visionaudit.errors import ArgumentError, SourceError
 from visionaudit.features.embedders import embeddings

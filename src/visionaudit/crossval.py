@@ -118,6 +118,11 @@ def keep_together(ctx: Context, rows: np.ndarray, *, duplicates: bool = True) ->
     return connected_components(graph, directed=False)[1], said
 
 
+def _check_folds(folds: int) -> None:
+    if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
+        raise ArgumentError("folds", folds, "an integer of at least 2")
+
+
 def _assign(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> np.ndarray:
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -145,8 +150,7 @@ def make_folds(ctx: Context, candidates: np.ndarray, *, folds: int = 5, seed: in
     [400, 400, 400, 400, 400]
     """
     _sklearn()
-    if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
-        raise ArgumentError("folds", folds, "an integer of at least 2")
+    _check_folds(folds)
     labels = ctx.dataset.samples["label"]
     rows = np.asarray(candidates, bool) & labels.notna().to_numpy()
     clusters, said = keep_together(ctx, rows, duplicates=duplicates)
@@ -194,8 +198,7 @@ def check_request(dataset: Dataset, embedder: str = "builtin", model: str = "log
     """
     if model not in MODELS:
         raise ArgumentError("model", model, f"one of {', '.join(MODELS)}")
-    if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
-        raise ArgumentError("folds", folds, "an integer of at least 2")
+    _check_folds(folds)
     if not dataset.has_labels:
         raise SourceError(dataset.source, "no sample has a label: evaluating without predictions cross-validates a "
                                           "classifier on the labels, so it needs labelled images (class folders, a "
