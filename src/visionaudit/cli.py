@@ -72,6 +72,9 @@ def evaluate(
              "Without it, out-of-fold predictions are cross-validated on image embeddings."),
     embedder: str = typer.Option("builtin", "--embedder", help="Embeddings to cross-validate on when no predictions are given."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds when no predictions are given."),
+    compare: Optional[tuple[Path, Path]] = typer.Option(
+        None, "--compare", help="Two predictions files A B of the same test set: B is judged against A (paired "
+                                "bootstrap, McNemar's test); the other checks judge A. Replaces --predictions."),
     group_column: list[str] = typer.Option([], "--group-column", "-g",
                                            help="Metadata column (patient, video...): kept in one fold when cross-validating, sliced for weak segments. Repeatable."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
@@ -89,9 +92,15 @@ def evaluate(
     from .report import print_summary
 
     _check_fail_on(fail_on)
+    if compare is not None:
+        if predictions is not None:
+            err.print("[red]error:[/red] give --predictions or --compare A B, not both (A is the model judged)")
+            raise typer.Exit(2)
+        predictions = compare[0]
     try:
         result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
-                              progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column)
+                              progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column,
+                              compare=compare[1] if compare else None)
     except VisionauditError as exc:
         _fail(exc)
     json_path, html_path = _write_reports(result, out)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from .checks.evaluation import EvaluationMetrics, metrics_tables
 from .context import Context
 from .dataset import Dataset
+from .errors import ArgumentError
 from .features.decode import DEFAULT_MAX_PIXELS
 from .findings import Result
 from .scan import run_suite
@@ -29,6 +30,7 @@ def evaluate(
     from_logits: bool | Literal["auto"] = "auto",
     embedder: str = "builtin",
     folds: int = 5,
+    compare: str | os.PathLike | None = None,
 ) -> Result:
     """Evaluate a model's predictions on a labelled dataset with the ``evaluate`` suite.
 
@@ -47,6 +49,11 @@ def evaluate(
     ``confusion``; see :func:`visionaudit.checks.evaluation.metrics_tables`) and ``run_info["predictions"]``
     says which file was read.
 
+    ``compare`` is a second predictions file (model B, same format) judged against ``predictions``
+    (model A) on the evaluation split's samples both predicted: the ``model_comparison`` finding says
+    whether B is significantly better or worse (paired bootstrap CIs, McNemar's exact test; see
+    :mod:`visionaudit.checks.compare`). The other checks judge A.
+
     >>> result = evaluate("data/", "preds.csv")                              # doctest: +SKIP
     >>> result.stats["metrics"].query("split == 'test' and metric == 'accuracy'")  # doctest: +SKIP
       split    metric  value    low   high    n
@@ -54,7 +61,11 @@ def evaluate(
     >>> result.finding("small_test_set").message                            # doctest: +SKIP
     >>> evaluate("data/", embedder="builtin", folds=5).run_info["predictions"]["source"]   # doctest: +SKIP
     '5-fold cross-validated logistic regression on builtin embeddings'
+    >>> evaluate("data/", "a.csv", compare="b.csv").finding("model_comparison").message   # doctest: +SKIP
+    'B (b.csv) is significantly better than A (a.csv) on the test split (500 samples): ...'
     """
+    if compare is not None and predictions is None:
+        raise ArgumentError("compare", str(compare), "given together with predictions (the model B is compared with)")
     cfg = config if isinstance(config, dict) else load_config(config)
     # The stats tables use the metrics check's own settings, so they share its (memoised) bootstrap.
     overrides = (cfg.get("checks") or {}).get(EvaluationMetrics.id, {})
@@ -65,5 +76,5 @@ def evaluate(
 
     return run_suite("evaluate", source, images=images, group_columns=group_columns, config=cfg, cache_dir=cache_dir,
                      use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels,
-                     predictions=predictions, from_logits=from_logits, stats=stats,
+                     predictions=predictions, from_logits=from_logits, compare=compare, stats=stats,
                      cross_validate=None if predictions is not None else {"embedder": embedder, "folds": folds})

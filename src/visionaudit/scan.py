@@ -63,6 +63,7 @@ def run_suite(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     predictions: str | os.PathLike | None = None,
     from_logits: bool | Literal["auto"] = "auto",
+    compare: str | os.PathLike | None = None,
     cross_validate: dict[str, Any] | None = None,
     stats: Callable[[Context], dict[str, Any]] | None = None,
 ) -> Result:
@@ -72,7 +73,8 @@ def run_suite(
     so it shares what the checks already computed. Bad predictions fail before any image is decoded.
     ``cross_validate`` (keyword arguments of :func:`visionaudit.crossval.cross_validated_predictions`,
     e.g. ``{"embedder": "builtin", "folds": 5}``) makes the predictions after the feature pass
-    when no predictions file is given.
+    when no predictions file is given. ``compare`` is a second predictions file (model B), read like
+    ``predictions`` and handed to the checks as ``ctx.settings["compare"]``.
 
     >>> result = run_suite("scan", "data/")                     # doctest: +SKIP
     """
@@ -89,9 +91,10 @@ def run_suite(
     preds = None if predictions is None else read_predictions(predictions, dataset, from_logits=from_logits)
     if preds is None and cross_validate is not None:
         check_request(dataset, **cross_validate)
+    other = None if compare is None else read_predictions(compare, dataset, from_logits=from_logits)
     ctx = Context(
         dataset,
-        settings={"group_columns": groups},
+        settings={"group_columns": groups, **({"compare": other} if other is not None else {})},
         feature_options={"cache_dir": cache_dir or default_cache_dir(), "use_cache": use_cache, "workers": workers,
                          "progress": progress, "max_pixels": max_pixels},
         predictions=preds,
@@ -133,6 +136,9 @@ def run_suite(
         run_info["predictions"] = {"path": preds.source, "classes": preds.classes,
                                    "with_prediction": int(preds.has.sum()), "without_prediction": preds.missing,
                                    "notes": list(preds.notes)}
+    if other is not None:
+        run_info["compare"] = {"path": other.source, "with_prediction": int(other.has.sum()),
+                               "without_prediction": other.missing, "notes": list(other.notes)}
     if cross_validation is not None:
         info = run_info["predictions"]
         del info["path"]

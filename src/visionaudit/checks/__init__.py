@@ -4,6 +4,7 @@ from __future__ import annotations
 from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
 from .base import Check
 from .baselines import ModelVsBaseline, PropertyShortcut
+from .compare import ModelComparison
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
 from .errors import ConfidentErrors, ConfusedPairs
 from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
@@ -28,6 +29,7 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     ConfusedPairs, ConfidentErrors,
     WeakSegments,
     ModelVsBaseline, PropertyShortcut,
+    ModelComparison,
 ]}
 
 __all__ = ["Check", "REGISTRY"]
