@@ -69,8 +69,8 @@ def noisy_mnist(tmp_path_factory):
     table.insert(0, "path", [f"../digits/{ids[i]}" for i in order])
     csv = preds_dir / "preds.csv"
     table.to_csv(csv, index=False)
-    return {"root": root, "csv": csv, "files": _snapshot(base), "cache": tmp_path_factory.mktemp("cache"), "ids": np.array(ids), "noisy": noisy, "truth": truth,
-            "flipped": {ids[i] for i in flipped}, "probs": probs}
+    return {"root": root, "csv": csv, "files": _snapshot(base), "cache": tmp_path_factory.mktemp("cache"),
+            "ids": np.array(ids), "noisy": noisy, "truth": truth, "flipped": {ids[i] for i in flipped}, "probs": probs}
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -191,8 +191,10 @@ def test_user_files_untouched(noisy_mnist, judged):
 
 #: Copies planted among the noisy digits, each filed under another label: (case, digit of the
 #: original, label the copy is filed under, edit). a: the copy has a prediction; b: only the original
-#: has one; c: three copies without predictions, majority 6; d: two copies without predictions, a tie.
-PLANTS = [("a", 2, "7", "r56"), ("b", 3, "8", "q75"), ("c", 6, "6", "q75"), ("c", 6, "0", "q95"), ("d", 9, "4", "q95")]
+#: has one; c: three copies without predictions, majority 6; d: two copies without predictions, a tie;
+#: e: only the original has a prediction, and the model gets it wrong (a 4 it calls something else).
+PLANTS = [("a", 2, "7", "r56"), ("b", 3, "8", "q75"), ("c", 6, "6", "q75"), ("c", 6, "0", "q95"), ("d", 9, "4", "q95"),
+          ("e", 4, "7", "q95")]
 
 
 def _edited(image: np.ndarray, edit: str, dest: Path) -> None:
@@ -211,11 +213,14 @@ def relabelled_copies(noisy_mnist, tmp_path_factory):
     shutil.copytree(noisy_mnist["root"], root)
     position = {sid: i for i, sid in enumerate(noisy_mnist["ids"])}
     probs, noisy, truth = noisy_mnist["probs"], noisy_mnist["noisy"], noisy_mnist["truth"]
-    # Originals: the first digit of each wanted class whose label is unflipped and that the model gets right.
-    good = (noisy == truth) & (probs.argmax(axis=1) == truth)
-    originals = {case: int(np.flatnonzero(good & (truth == digit))[0]) for case, digit, _, _ in PLANTS}
+    # Originals: the first digit of each wanted class whose label is unflipped and that the model gets
+    # right (in case e: gets wrong, though it still prefers the true digit to the copy's label).
+    right = (noisy == truth) & (probs.argmax(axis=1) == truth)
+    wrong = (noisy == truth) & (probs.argmax(axis=1) != truth) & (probs[:, 4] > probs[:, 7])
+    originals = {case: int(np.flatnonzero((wrong if case == "e" else right) & (truth == digit))[0])
+                 for case, digit, _, _ in PLANTS}
     copies = {}
-    for case, digit, label, edit in PLANTS:
+    for case, _, label, edit in PLANTS:
         i = originals[case]
         dest = root / label / f"copy_{i:05d}_{edit}"
         _edited(mnist_arrays(N)[0][i], edit, dest)
@@ -241,16 +246,16 @@ def test_relabelled_copies_join_the_list(relabelled_copies, tmp_path):
     r = relabelled_copies
     finding, ctx, orig, copies, probs = r["finding"], r["ctx"], r["originals"], r["copies"], r["probs"]
     rows = {c["sample_id"]: c for c in finding.evidence["candidates"]}
-    joined = {copies["a"][0], copies["b"][0], copies["c"][1], copies["d"][0], orig["d"]}
+    joined = {copies["a"][0], copies["b"][0], copies["c"][1], copies["d"][0], orig["d"], copies["e"][0]}
     # Exactly the relabelled copies (and, on the tie, both copies) joined; the model had flagged 243
     # others, and every natural conflict among look-alike '1's was already among them.
     model_only = {s for s, row in rows.items() if row["reason"].startswith("the model predicts")}
     assert set(rows) - model_only == joined
     ev = finding.evidence
-    assert (ev["judged"], ev["flagged_by_model"], ev["joined_by_duplicates"], ev["flagged"]) == (2999, 243, 5, 248)
-    assert ev["without_predictions"] == 6  # the copy in b, the three images of c, the two of d
-    assert finding.message.startswith("243 of 2999 labelled samples with predictions look mislabelled (8.1%); 5 more "
-                                      "are duplicates of differently labelled images (8 duplicate cluster(s)")
+    assert (ev["judged"], ev["flagged_by_model"], ev["joined_by_duplicates"], ev["flagged"]) == (2999, 243, 6, 249)
+    assert ev["without_predictions"] == 7  # the copies in b and e, the three images of c, the two of d
+    assert finding.message.startswith("243 of 2999 labelled samples with predictions look mislabelled (8.1%); 6 more "
+                                      "are duplicates of differently labelled images (9 duplicate cluster(s)")
     # Case a: the copy has a prediction (its original's), cleanlab alone did not flag it.
     a = rows[copies["a"][0]]
     assert (a["given_label"], a["suggested_label"]) == ("7", "2")
@@ -264,9 +269,16 @@ def test_relabelled_copies_join_the_list(relabelled_copies, tmp_path):
     assert orig["c"] not in rows and copies["c"][0] not in rows
     # Case d: a tie without predictions: both copies listed, no suggestion.
     assert [(rows[s]["suggested_label"], rows[s]["quality"]) for s in (orig["d"], copies["d"][0])] == [(None, 0.5)] * 2
+    # Case e: the model calls the original neither 4 nor 7, but prefers 4 to 7: the copy is told 4.
+    e = rows[copies["e"][0]]
+    assert int(probs["e"].argmax()) not in (4, 7)
+    assert (e["given_label"], e["suggested_label"], e["quality"]) == ("7", "4", pytest.approx(probs["e"][7], abs=1e-12))
+    # Its original carries the cluster's answer: listed by the model alone (with the model's suggestion).
+    assert rows[orig["e"]]["duplicate_cluster"] is None and rows[orig["e"]]["reason"].startswith("the model predicts")
+    assert rows[orig["e"]]["suggested_label"] == str(int(probs["e"].argmax()))
     groups = {frozenset(g["samples"]): g for g in finding.groups}
     expect = {"a": ("near", "2", "model"), "b": ("exact", "3", "model"), "c": ("exact", "6", "majority"),
-              "d": ("exact", None, "none")}
+              "d": ("exact", None, "none"), "e": ("exact", "4", "model")}
     for case, (kind, answer, source) in expect.items():
         g = groups[frozenset([orig[case], *copies[case]])]
         assert (g["kind"], g["suggested_label"], g["suggested_by"]) == (kind, answer, source)
@@ -286,7 +298,7 @@ def test_relabelled_copies_join_the_list(relabelled_copies, tmp_path):
     csv = tmp_path / "label_candidates.csv"
     corrected_candidates(finding).to_csv(csv, index=False)
     table = pd.read_csv(csv, dtype=str, keep_default_na=False).set_index("sample_id")
-    assert joined <= set(table.index) and len(table) == 248
+    assert joined <= set(table.index) and len(table) == 249
     assert table.loc[copies["c"][1], ["given_label", "suggested_label", "duplicate_cluster"]].tolist() == [
         "0", "6", groups[frozenset([orig["c"], *copies["c"]])]["cluster"]]
     assert set(table.loc[copies["c"][1], "duplicate_members"].split(";")) == {orig["c"], copies["c"][0]}

@@ -10,9 +10,10 @@ Two sources feed one ranking (worst first) and one corrected-candidates table:
   labels agrees with every mistake.
 - Duplicate clusters (exact and near copies linked together, from the run's shared
   :func:`~visionaudit.checks.duplicates.duplicate_index`) whose members carry different labels: one
-  picture cannot be two classes, so at least one copy is mislabelled. The cluster gets one answer,
-  the model's (the class with the highest mean predicted probability over the copies that have a
-  prediction) or, when no copy has one, the labels' strict majority; every copy labelled otherwise
+  picture cannot be two classes, so at least one copy is mislabelled. The cluster gets one answer:
+  of the labels its copies carry, the one with the highest mean predicted probability over the
+  copies that have a prediction (one of them is most likely right, even where the model favours a
+  third class) or, when no copy has one, the labels' strict majority. Every copy labelled otherwise
   joins the list with that answer as the suggested label (none on a tie, and then every copy joins).
   Its score is its own probability of the given label where it has a prediction, else the copies'
   mean probability of it, else the share of the labelled copies that carry its label. This works
@@ -87,13 +88,14 @@ def duplicate_label_conflicts(ctx: Context, preds: Predictions) -> tuple[list[di
         mean = preds.probs[predicted].mean(axis=0) if predicted else None
         labelled = [str(g) for g in given if not pd.isna(g)]
         if mean is not None:
-            answer, source = preds.classes[int(mean.argmax())], "model"
+            answer = max(sorted(set(labelled)), key=lambda g: mean[column[g]] if g in column else -1.0)
+            source = "model"
         else:
             (top, n), *rest = Counter(labelled).most_common(2) + [(None, 0)]
             answer, source = (top, "majority") if n > rest[0][1] else (None, "none")
         cluster = f"{kind}-{len(groups) + 1}"
         groups.append({**group, "cluster": cluster, "suggested_label": answer, "suggested_by": source})
-        said = {"model": "suggested: the model's prediction for the copies",
+        said = {"model": "suggested: the copies' label the model finds most likely",
                 "majority": "suggested: the copies' majority label",
                 "none": "the labels tie and no copy has a prediction: decide from the images"}[source]
         reason = f"{kind} duplicates carry different labels ({_label_counts(labelled)}); {said}"
