@@ -11,8 +11,8 @@ Tools, each in its own subprocess (imports and loading the inputs done before th
 
 * ``datalab_label``: ``Datalab(data, label_name="label").find_issues(pred_probs=..., features=...,
   issue_types={"label": {}})``.
-* ``datalab_all``: the same with Datalab's default issue types (label, outlier, near_duplicate,
-  non_iid, class_imbalance, underperforming_group, null, data_valuation where it runs them).
+* ``datalab_all``: the same with Datalab's default issue types (cleanlab 2.9 with these inputs: label,
+  outlier, near_duplicate, non_iid, class_imbalance, underperforming_group, null; printed after the table).
 * ``visionaudit_label``: the ``labels.label_issues`` check alone on a Context whose features come
   from the warm feature cache. Its own work is cleanlab's ranking plus the duplicate clusters with
   conflicting labels, which need the run's duplicate index; ``work s`` counts building that index
