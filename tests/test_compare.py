@@ -16,15 +16,14 @@ import math
 from pathlib import Path
 
 import jsonschema
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import mnist_arrays
 from PIL import Image
 from scipy import stats
 from typer.testing import CliRunner
 
-from conftest import mnist_arrays
 import visionaudit
 from visionaudit import ArgumentError, SourceError, evaluate
 from visionaudit.checks import REGISTRY

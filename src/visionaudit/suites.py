@@ -23,7 +23,8 @@ from .errors import SourceError
 EVALUATE_CHECKS = ["evaluation.metrics", "evaluation.small_test_set", "evaluation.calibration",
                    "evaluation.overfitting", "labels.label_issues", "segments.weak_segments",
                    "baselines.model_vs_baseline", "baselines.property_shortcut",
-                   "errors.confused_pairs", "errors.confident_errors", "evaluation.model_comparison"]
+                   "errors.confused_pairs", "errors.confident_errors", "evaluation.model_comparison",
+                   "evaluation.leaked_test_metrics"]
 
 SUITES: dict[str, list[str]] = {
     "scan": [cid for cid in REGISTRY if cid not in EVALUATE_CHECKS],

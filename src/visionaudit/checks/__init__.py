@@ -8,6 +8,7 @@ from .compare import ModelComparison
 from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates
 from .errors import ConfidentErrors, ConfusedPairs
 from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
+from .hygiene import LeakedTestMetrics
 from .labels import LabelIssues
 from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
 from .leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
@@ -29,7 +30,7 @@ REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
     ConfusedPairs, ConfidentErrors,
     WeakSegments,
     ModelVsBaseline, PropertyShortcut,
-    ModelComparison,
+    ModelComparison, LeakedTestMetrics,
 ]}
 
 __all__ = ["Check", "REGISTRY"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,13 @@ from ..dataset.predictions import Predictions
 from ..findings import Finding, Severity
 from ..metrics import mcnemar, paired_bootstrap
 from .base import Check
-from .evaluation import BOOTSTRAP_DEFAULTS, _f1_macro, _mean, evaluated, evaluation_split
+from .evaluation import (
+    BOOTSTRAP_DEFAULTS,
+    _f1_macro,
+    _mean,
+    evaluated,
+    evaluation_split,
+)
 
 #: Metrics compared, with whether higher is better.
 COMPARED = {"accuracy": True, "f1_macro": True, "log_loss": False}
@@ -49,7 +55,7 @@ def comparison_predictions(ctx: Context) -> Predictions | None:
     if other is None:
         return None
     if not isinstance(other, Predictions):
-        raise ValueError("settings['compare'] must be Predictions read with read_predictions(path, dataset)")
+        raise TypeError("settings['compare'] must be Predictions read with read_predictions(path, dataset)")
     base = ctx.predictions
     if base is None:
         raise ValueError(f"comparison predictions {other.source or '(B)'} were given without the predictions of "
@@ -105,7 +111,7 @@ class ModelComparison(Check):
     family = "evaluation"
     title = "Comparison of two models on the same samples"
     severity = Severity.INFO
-    defaults = {**BOOTSTRAP_DEFAULTS, "power": 0.8}
+    defaults: ClassVar[dict[str, Any]] = {**BOOTSTRAP_DEFAULTS, "power": 0.8}
     why = ("Two models (or two training runs) scored on a few hundred test images differ by a point or two by chance "
            "alone. The samples are shared, so the honest question is whether B gets right the samples A gets wrong "
            "more often than the other way round (McNemar's test on the discordant samples), and how wide the paired "
