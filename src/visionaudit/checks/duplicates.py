@@ -51,7 +51,7 @@ from ..context import Context
 from ..features.embedders import structure_vectors
 from ..features.hashing import THUMB_SIDE, TINY_SIDE, hamming, thumb_matrix, tiny_matrix
 from ..findings import Finding, Severity
-from ..neighbours import hash_band_pairs, knn, knn_pairs, pair_groups, unique_pairs
+from ..neighbours import hash_band_pairs, knn, knn_pairs, pair_groups, single_threaded_blas, unique_pairs
 from .base import Check
 
 #: Crop fractions (top, bottom, left, right) of the views compared when matching two images.
@@ -149,7 +149,11 @@ def duplicate_index(ctx: Context, exact: dict[str, float] | None = None,
     exact = {**EXACT_DEFAULTS, **(exact or {})}
     near = {**NEAR_DEFAULTS, **(near or {})}
     key = ("duplicates.index", tuple(sorted(exact.items())), tuple(sorted(near.items())))
-    return ctx.memo(key, lambda: _build_index(ctx, exact, near))
+
+    def build() -> DuplicateIndex:
+        with single_threaded_blas():   # eigh and the batched products: see single_threaded_blas
+            return _build_index(ctx, exact, near)
+    return ctx.memo(key, build)
 
 
 def _candidate_pairs(rows: pd.DataFrame, views: np.ndarray) -> np.ndarray:
