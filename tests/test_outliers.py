@@ -75,7 +75,7 @@ def test_builtin_embedding_and_registry(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(emb.vectors[:, 256:706], axis=1), 2 ** -0.5, rtol=1e-5)
     assert isinstance(get_embedder("builtin"), BuiltinEmbedder)
     with pytest.raises(ArgumentError, match="embedder.*builtin"):
-        get_embedder("onnx:model.onnx")
+        get_embedder("clip:ViT-B-32")   # no such scheme: the error lists the known ones
     with pytest.raises(ArgumentError, match="decoded"):
         BuiltinEmbedder().embed(ctx.features)                          # includes the broken file
 

@@ -45,8 +45,9 @@ class FeatureCache:
     ['content_hash', 'file_size', 'error_kind']
     """
 
-    def __init__(self, cache_dir: str | os.PathLike, key: str):
-        self.dir = Path(cache_dir) / "features" / key
+    def __init__(self, cache_dir: str | os.PathLike, key: str, kind: str = "features"):
+        # ``kind`` keeps other per-file rows (model outputs: "models") apart from the features.
+        self.dir = Path(cache_dir) / kind / key
         self.dir.mkdir(parents=True, exist_ok=True)
         self.index_path = self.dir / "paths.parquet"
 

@@ -1,24 +1,20 @@
-"""Image embeddings behind neighbour-based checks (outliers; later label issues and drift).
+"""The weight-free ``builtin`` embedder: computed from fingerprints every scan already has, no decode
+of its own, numpy only.
 
-``get_embedder(name)`` returns an :class:`Embedder` by name. Names are ``scheme`` or
-``scheme:argument`` so that model-backed embedders (``onnx:model.onnx``, ``torch:...``) can be
-registered in :data:`EMBEDDERS` next to the weight-free ``builtin`` one, which needs no decode of
-its own: it is computed from fingerprints every scan already has.
-
->>> emb = get_embedder("builtin")
->>> emb.name
+>>> BuiltinEmbedder().name
 'builtin'
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ArgumentError
-from .hashing import TINY_SIDE, tiny_matrix
+from ...errors import ArgumentError
+from ..hashing import TINY_SIDE, tiny_matrix
+from .base import Embedder
 
 #: Image properties in the builtin embedding, with the transform that makes their scale even.
 _PROPERTIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -73,16 +69,6 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(z, nan=0.0), -_Z_CLIP, _Z_CLIP)
 
 
-class Embedder:
-    """Turns the feature rows of decoded images into vectors (one row per image)."""
-
-    name: str = ""
-
-    def embed(self, features: pd.DataFrame) -> np.ndarray:
-        """(len(features), dim) float32 vectors for rows of images that decoded."""
-        raise NotImplementedError
-
-
 class BuiltinEmbedder(Embedder):
     """Weight-free embedding from the 16x16 ``tiny`` thumbnail and the measured image properties.
 
@@ -97,7 +83,7 @@ class BuiltinEmbedder(Embedder):
 
     name = "builtin"
 
-    def embed(self, features: pd.DataFrame) -> np.ndarray:
+    def embed(self, features: pd.DataFrame, options: dict[str, Any] | None = None) -> np.ndarray:
         tiny = features["tiny"].tolist()
         bad = [i for i, t in zip(features.index, tiny)
                if not isinstance(t, (bytes, bytearray)) or len(t) != TINY_SIDE ** 2]
@@ -111,44 +97,3 @@ class BuiltinEmbedder(Embedder):
         if props:
             blocks.append(_PROPERTY_WEIGHT * robust_z(np.stack(props, axis=1)) / np.sqrt(len(props)))
         return np.hstack(blocks).astype(np.float32)
-
-
-#: Embedder factories by scheme; the argument after ``scheme:`` (or None) is passed on.
-EMBEDDERS: dict[str, Callable[[str | None], Embedder]] = {
-    "builtin": lambda arg: BuiltinEmbedder(),
-}
-
-
-def get_embedder(name: str) -> Embedder:
-    """The embedder called ``name`` (``"builtin"``; later ``"onnx:PATH"``, ``"torch:..."``).
-
-    >>> get_embedder("builtin").name
-    'builtin'
-    """
-    scheme, _, arg = str(name).partition(":")
-    if scheme not in EMBEDDERS:
-        raise ArgumentError("embedder", name, f"one of {', '.join(sorted(EMBEDDERS))}")
-    if scheme == "builtin" and arg:
-        raise ArgumentError("embedder", name, "'builtin' with no argument")
-    return EMBEDDERS[scheme](arg or None)
-
-
-@dataclass
-class Embeddings:
-    """Vectors of the samples whose image decoded: ``vectors[i]`` belongs to ``ids[i]``."""
-
-    ids: pd.Index
-    vectors: np.ndarray
-
-
-def embeddings(ctx, name: str = "builtin") -> Embeddings:
-    """The ``name`` embedding of every decoded sample of a scan, computed once per run.
-
-    >>> emb = embeddings(ctx)           # doctest: +SKIP
-    >>> emb.vectors.shape               # doctest: +SKIP
-    (254, 742)
-    """
-    def compute() -> Embeddings:
-        rows = ctx.features[ctx.valid.to_numpy()]
-        return Embeddings(ids=rows.index, vectors=get_embedder(name).embed(rows))
-    return ctx.memo(("embeddings", name), compute)
