@@ -70,6 +70,16 @@ def evaluate(
         None, "--predictions", "-p",
         help="Model outputs: CSV/TSV/Parquet keyed by sample_id or path with one column per class, or .npy. "
              "Without it, out-of-fold predictions are cross-validated on image embeddings."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Image model to run instead of --predictions: an .onnx file, a TorchScript file "
+                                    "(.pt/.pts/.torchscript) or a Python module:callable."),
+    preprocess: Optional[Path] = typer.Option(
+        None, "--preprocess", help="YAML/JSON preprocessing spec for --model (size, resize, resize_to, interpolation, "
+                                   "channel_order, scale, mean, std, layout, dtype, exif_transpose; default ImageNet)."),
+    model_classes: Optional[Path] = typer.Option(
+        None, "--model-classes", help="Class names of --model's outputs, one per line (default: the dataset's sorted "
+                                      "labels when there are as many)."),
+    model_output: Optional[str] = typer.Option(None, "--model-output", help="Which output of --model (default: the first)."),
     embedder: str = typer.Option("builtin", "--embedder", help="Embeddings to cross-validate on when no predictions are given."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds when no predictions are given."),
     compare: Optional[tuple[Path, Path]] = typer.Option(
@@ -100,7 +110,8 @@ def evaluate(
     try:
         result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
                               progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column,
-                              compare=compare[1] if compare else None)
+                              compare=compare[1] if compare else None, model=model, preprocess=preprocess,
+                              model_classes=model_classes, model_output=model_output)
     except VisionauditError as exc:
         _fail(exc)
     json_path, html_path = _write_reports(result, out)

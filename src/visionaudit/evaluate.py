@@ -31,6 +31,10 @@ def evaluate(
     embedder: str = "builtin",
     folds: int = 5,
     compare: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
+    preprocess: Any = None,
+    model_classes: str | os.PathLike | Sequence[str] | None = None,
+    model_output: str | None = None,
 ) -> Result:
     """Evaluate a model's predictions on a labelled dataset with the ``evaluate`` suite.
 
@@ -61,6 +65,16 @@ def evaluate(
     >>> result.finding("small_test_set").message                            # doctest: +SKIP
     >>> evaluate("data/", embedder="builtin", folds=5).run_info["predictions"]["source"]   # doctest: +SKIP
     '5-fold cross-validated logistic regression on builtin embeddings'
+    ``model`` (instead of ``predictions``) is an image model visionaudit runs over the dataset: an
+    ``.onnx`` file, a TorchScript file or a Python ``module:callable``, with ``preprocess`` (a
+    :class:`~visionaudit.features.models.Preprocess`, dict or YAML/JSON file; default ImageNet) and
+    ``model_output`` (output name; default the first). Columns are named by ``model_classes`` (a file
+    with one class per line, or a list), else by the dataset's sorted labels when there are as many.
+    Outputs that are not probabilities are read as logits (softmax); ``run_info["predictions"]`` says
+    ``method: model``. Outputs are cached with the features, so a re-run infers nothing new.
+
+    >>> evaluate("data/", model="m.onnx", model_classes="classes.txt").run_info["predictions"]["method"]  # doctest: +SKIP
+    'model'
     >>> evaluate("data/", "a.csv", compare="b.csv").finding("model_comparison").message   # doctest: +SKIP
     'B (b.csv) is significantly better than A (a.csv) on the test split (500 samples): ...'
     """
@@ -77,4 +91,7 @@ def evaluate(
     return run_suite("evaluate", source, images=images, group_columns=group_columns, config=cfg, cache_dir=cache_dir,
                      use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels,
                      predictions=predictions, from_logits=from_logits, compare=compare, stats=stats,
-                     cross_validate=None if predictions is not None else {"embedder": embedder, "folds": folds})
+                     model=None if model is None else {"model": model, "preprocess": preprocess,
+                                                       "classes": model_classes, "output": model_output},
+                     cross_validate=None if predictions is not None or model is not None
+                     else {"embedder": embedder, "folds": folds})

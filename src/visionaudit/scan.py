@@ -19,6 +19,7 @@ from .dataset.predictions import read_predictions
 from .errors import ArgumentError
 from .features import default_cache_dir
 from .features.decode import DEFAULT_MAX_PIXELS
+from .features.models import RUN_OPTIONS, ModelPredictor
 from .findings import Finding, Result, Severity
 from .suites import build_checks, load_config
 
@@ -64,6 +65,7 @@ def run_suite(
     predictions: str | os.PathLike | None = None,
     from_logits: bool | Literal["auto"] = "auto",
     compare: str | os.PathLike | None = None,
+    model: dict[str, Any] | None = None,
     cross_validate: dict[str, Any] | None = None,
     stats: Callable[[Context], dict[str, Any]] | None = None,
 ) -> Result:
@@ -74,7 +76,9 @@ def run_suite(
     ``cross_validate`` (keyword arguments of :func:`visionaudit.crossval.cross_validated_predictions`,
     e.g. ``{"embedder": "builtin", "folds": 5}``) makes the predictions after the feature pass
     when no predictions file is given. ``compare`` is a second predictions file (model B), read like
-    ``predictions`` and handed to the checks as ``ctx.settings["compare"]``.
+    ``predictions`` and handed to the checks as ``ctx.settings["compare"]``. ``model`` (keyword
+    arguments of :meth:`visionaudit.features.models.ModelPredictor.prepare`: ``model``, ``preprocess``,
+    ``classes``, ``output``) runs an image model over the dataset after the feature pass for the predictions.
 
     >>> result = run_suite("scan", "data/")                     # doctest: +SKIP
     """
@@ -88,6 +92,9 @@ def run_suite(
             raise ArgumentError("group_columns", col, f"a column of the dataset ({', '.join(map(str, dataset.samples.columns))})")
     if workers is not None and workers < 1:
         raise ArgumentError("workers", workers, "a positive integer")
+    if model is not None and predictions is not None:
+        raise ArgumentError("model", str(model.get("model")), "no predictions file with it (give one or the other)")
+    predictor = None if model is None else ModelPredictor.prepare(dataset, from_logits=from_logits, **model)
     preds = None if predictions is None else read_predictions(predictions, dataset, from_logits=from_logits)
     if preds is None and cross_validate is not None:
         check_request(dataset, **cross_validate)
@@ -102,12 +109,15 @@ def run_suite(
     t0 = time.perf_counter()
     run = ctx.feature_run
     feature_seconds = time.perf_counter() - t0
-    cross_validation = None
-    if preds is None and cross_validate is not None:
-        t0 = time.perf_counter()
+    made = None  # how the predictions were made, when they were not read from a file
+    t0 = time.perf_counter()
+    if predictor is not None:
+        ctx.predictions = preds = predictor.predict(dataset, **{k: ctx.feature_options[k] for k in RUN_OPTIONS})
+        made = {**predictor.info(), "source": preds.source, "seconds": round(time.perf_counter() - t0, 3)}
+    elif preds is None and cross_validate is not None:
         ctx.predictions = preds = cross_validated_predictions(ctx, **cross_validate)
-        cross_validation = {"method": "cross-validation", "source": preds.source, **cross_validate,
-                            "seconds": round(time.perf_counter() - t0, 3)}
+        made = {"method": "cross-validation", "source": preds.source, **cross_validate,
+                "seconds": round(time.perf_counter() - t0, 3)}
     findings: list[Finding] = []
     timings: dict[str, float] = {}
     for check in build_checks(suite, cfg.get("checks")):
@@ -139,11 +149,12 @@ def run_suite(
     if other is not None:
         run_info["compare"] = {"path": other.source, "with_prediction": int(other.has.sum()),
                                "without_prediction": other.missing, "notes": list(other.notes)}
-    if cross_validation is not None:
+    if made is not None:
         info = run_info["predictions"]
         del info["path"]
-        run_info["predictions"] = {**cross_validation, **info}
-        run_info["embedder"] = cross_validate.get("embedder", "builtin")
+        run_info["predictions"] = {**made, **info}
+        if made["method"] == "cross-validation":
+            run_info["embedder"] = cross_validate.get("embedder", "builtin")
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
     return Result(findings=findings, issues=ctx.issues_frame(), features=features,
                   dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {})

@@ -309,3 +309,78 @@ def _as_probabilities(values: np.ndarray, from_logits: bool | str, p: Path, tabl
         c = int(np.flatnonzero(values[r] < 0)[0])
         raise error(f"negative probability {values[r, c]:g}{hint}", r, classes[c])
     raise error(f"probabilities sum to {sums[r]:.6g}, not 1{hint}", r)
+
+
+def read_class_names(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line (the model's output columns in order); blank lines at the end ignored.
+
+    >>> read_class_names("classes.txt")          # doctest: +SKIP
+    ['cat', 'dog']
+    """
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(str(p), f"cannot read class names: {exc}") from exc
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names, seen = [], {}
+    for number, line in enumerate(lines, start=1):
+        name = line.strip()
+        if not name:
+            raise SourceError(str(p), "empty class name (one name per line, one line per output column)", line=number)
+        if name in seen:
+            raise SourceError(str(p), f"class {name!r} is listed twice (first on line {seen[name]})", line=number)
+        seen[name] = number
+        names.append(name)
+    if not names:
+        raise SourceError(str(p), "no class names (one per line, one line per output column)")
+    return names
+
+
+def output_classes(width: int, dataset: Dataset, *, source: str, classes: list[str] | None = None,
+                   classes_source: str | None = None) -> list[str]:
+    """The class name of each of a model's ``width`` output columns: ``classes`` (read from
+    ``classes_source``), else the dataset's sorted labels when there are as many; every label of the
+    dataset must be among them. Errors name both numbers.
+
+    >>> output_classes(1000, dataset, source="model m.onnx")      # doctest: +SKIP
+    SourceError: model m.onnx: the model gives 1000 outputs per image but the dataset has 8 labels: ...
+    """
+    labels = sorted({str(v) for v in dataset.samples["label"].dropna()} | set(dataset.classes or []))
+    if classes is None:
+        if width != len(labels):
+            raise SourceError(source, f"the model gives {width} outputs per image but the dataset has {len(labels)} "
+                                      "labels: pass the model's class names (--model-classes, one per line, one per "
+                                      "output column)")
+        return labels
+    if len(classes) != width:
+        raise SourceError(classes_source or source, f"{len(classes)} class names for a model that gives {width} "
+                                                    "outputs per image (one name per output column)")
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        shown = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise SourceError(classes_source or source, f"the dataset's labels {shown} are not among the model's classes")
+    return list(classes)
+
+
+def predictions_from_outputs(values: np.ndarray, dataset: Dataset, *, source: str,
+                             classes: list[str] | None = None, classes_source: str | None = None,
+                             from_logits: bool | Literal["auto"] = "auto") -> Predictions:
+    """Predictions from a model's raw outputs, one row per sample in dataset order (NaN row: no output).
+
+    Columns are named by :func:`output_classes`; rows that are not probabilities are read as logits
+    as in :func:`read_predictions`.
+
+    >>> preds = predictions_from_outputs(logits, dataset, source="model m.onnx")   # doctest: +SKIP
+    """
+    classes = output_classes(values.shape[1], dataset, source=source, classes=classes, classes_source=classes_source)
+    has = np.isfinite(values).all(axis=1)
+    probs = np.full(values.shape, np.nan)
+    notes: list[str] = []
+    if has.any():
+        probs[has], notes = _as_probabilities(values[has].astype(float), from_logits, Path(source), None, classes)
+    if (~has).any():
+        notes.append(f"{int((~has).sum())} of {len(values)} samples have no model output (the image did not decode)")
+    ids = dataset.samples["sample_id"].astype(str).tolist()
+    return Predictions(classes=classes, probs=probs, sample_ids=ids, source=source, notes=notes)

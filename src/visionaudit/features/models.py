@@ -53,6 +53,8 @@ BATCH_SIZE = 32
 CHUNK_SIZE = 16
 #: New output rows are written to the cache every this many rows (an interrupted run resumes).
 FLUSH_ROWS = 1024
+#: The run's feature options that also steer a model run (:func:`run_model` keywords).
+RUN_OPTIONS = ("cache_dir", "use_cache", "workers", "progress", "max_pixels")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pts", ".torchscript")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -273,6 +275,7 @@ class Model:
     input_shape: list[Any] | None = None
     input_dtype: str | None = None
     preprocess: Preprocess | None = None
+    output_width: int | None = None
 
     def check_preprocess(self, spec: Preprocess) -> None:
         """Fail before any decoding when the model's declared input disagrees with ``spec``."""
@@ -442,12 +445,15 @@ def _onnx_model(p: Path, output: str | None, prefer: str | None) -> Model:
     if chosen not in names:
         raise ArgumentError("model output", output, f"one of {', '.join(names)} (the outputs of {p.name})")
     input_name = inputs[0].name
+    shape = session.get_outputs()[names.index(chosen)].shape
+    width = int(np.prod(shape[1:])) if len(shape) > 1 and all(isinstance(d, int) for d in shape[1:]) else None
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return np.asarray(session.run([chosen], {input_name: batch})[0], dtype=np.float32)
 
     return Model(kind="onnx", name=str(p), identity=f"onnx:{_file_sha256(str(p))}", predict=predict, output=chosen,
-                 outputs=names, input_shape=list(inputs[0].shape), input_dtype=_ONNX_TYPES.get(inputs[0].type))
+                 outputs=names, input_shape=list(inputs[0].shape), input_dtype=_ONNX_TYPES.get(inputs[0].type),
+                 output_width=width)
 
 
 @dataclass
@@ -591,8 +597,10 @@ def run_model(
     if wanted and cache is not None:
         stored = cache.load(wanted).set_index("content_hash")
         for digest, row in stored.iterrows():
-            values = row["values"]
-            results[digest] = (None if values is None else np.frombuffer(values, dtype=np.float32), row["error"])
+            values, error = row["values"], row["error"]
+            # Parquet gives a stored None back as None or NaN, depending on the other rows of its part.
+            results[digest] = (np.frombuffer(values, dtype=np.float32) if isinstance(values, bytes) else None,
+                               error if isinstance(error, str) else None)
         lost = [p for p, h in path_hash.items() if h not in results]
         if lost:  # rows vanished from the cache underneath us: compute them now, in this process
             _init_worker(frozenset(), spec, int(max_pixels))
@@ -622,3 +630,71 @@ def run_model(
     return ModelRun(paths=unique, outputs=outputs, errors=errors, decoded=counts["decoded"],
                     inferred=counts["inferred"], from_cache=from_cache, model=loaded.name, output=loaded.output,
                     cache_dir=str(cache.dir) if cache is not None else None)
+
+
+@dataclass
+class ModelPredictor:
+    """A model ready to predict a dataset's classes: loaded, with its preprocessing and class names.
+
+    Built by :meth:`prepare` before any image is decoded, so a missing model file, a bad spec or class
+    names that do not fit fail first; :meth:`predict` then runs the model (cached) and turns its
+    outputs into :class:`~visionaudit.dataset.predictions.Predictions`.
+
+    >>> predictor = ModelPredictor.prepare(dataset, "m.onnx", classes="classes.txt")   # doctest: +SKIP
+    >>> predictor.predict(dataset).source                                             # doctest: +SKIP
+    "model m.onnx (output 'output')"
+    """
+
+    model: Model
+    preprocess: Preprocess
+    classes: list[str] | None
+    classes_source: str | None
+    from_logits: bool | str = "auto"
+    run: ModelRun | None = None
+
+    @classmethod
+    def prepare(cls, dataset: Any, model: str | os.PathLike, *, preprocess: Any = None, classes: Any = None,
+                output: str | None = None, from_logits: bool | str = "auto") -> ModelPredictor:
+        """Load ``model`` and read ``classes`` (a file, one name per line, or a list)."""
+        from ..dataset.predictions import read_class_names
+
+        loaded = load_model(model, output)
+        spec = Preprocess.from_config(preprocess if preprocess is not None else loaded.preprocess)
+        loaded.check_preprocess(spec)
+        names, where = None, None
+        if classes is not None:
+            if isinstance(classes, (str, os.PathLike)):
+                names, where = read_class_names(classes), str(classes)
+            else:
+                names = [str(c) for c in classes]
+        predictor = cls(model=loaded, preprocess=spec, classes=names, classes_source=where, from_logits=from_logits)
+        if loaded.output_width is not None:  # the model declares its output size: check the names now
+            from ..dataset.predictions import output_classes
+
+            output_classes(loaded.output_width, dataset, source=predictor.source, classes=names, classes_source=where)
+        return predictor
+
+    @property
+    def source(self) -> str:
+        output = f" (output {self.model.output!r})" if self.model.output else ""
+        return f"model {self.model.name}{output}"
+
+    def predict(self, dataset: Any, **options: Any) -> Any:
+        """Run the model over ``dataset``'s images (``options``: :func:`run_model`'s cache, workers, progress)."""
+        from ..dataset.predictions import predictions_from_outputs
+
+        paths = dataset.samples["path"].astype(str).tolist()
+        self.run = run_model(self.model, paths, preprocess=self.preprocess, **options)
+        return predictions_from_outputs(self.run.rows(paths), dataset, source=self.source, classes=self.classes,
+                                        classes_source=self.classes_source, from_logits=self.from_logits)
+
+    def info(self) -> dict[str, Any]:
+        """What run_info records about the model run."""
+        info: dict[str, Any] = {"method": "model", "model": self.model.name, "kind": self.model.kind,
+                                "output": self.model.output, "preprocess": asdict(self.preprocess)}
+        if self.classes_source:
+            info["classes_file"] = self.classes_source
+        if self.run is not None:
+            info.update(images_inferred=self.run.inferred, outputs_from_cache=self.run.from_cache,
+                        images_without_output=len(self.run.errors))
+        return info
