@@ -12,14 +12,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .engine.local import default_workers
 from .errors import ArgumentError
 
 #: :func:`knn` is exact while queries x indexed rows <= EXACT_LIMIT ** 2: a 20,000-row self-search
@@ -122,7 +126,7 @@ def knn(
         if k_found <= 0:
             idx, d2 = np.empty((len(q), 0), np.int64), np.empty((len(q), 0), np.float32)
         elif method == "exact":
-            idx, d2 = _exact_self(x, k_found) if self_query else _exact(x, q, k_found, self_query)
+            idx, d2 = _exact_self(x, k_found) if self_query else _exact(x, q, k_found)
         elif method == "hnsw":
             idx, d2 = _hnsw(x, q, k_found, self_query, seed)
         else:
@@ -174,25 +178,48 @@ def _top_k(d2: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return np.take_along_axis(cand, order, 1), np.take_along_axis(d2, order, 1)
 
 
-def _exact(x: np.ndarray, q: np.ndarray, k: int, self_query: bool) -> tuple[np.ndarray, np.ndarray]:
+def in_threads(work: Callable[[Any], None], items: Sequence[Any]) -> None:
+    """``work(item)`` for every item, on one Python thread per core (in no set order; a call made
+    from inside such a thread runs in that thread, so nested calls never multiply the threads).
+
+    For independent blocks of numpy work: numpy releases the GIL in products and reductions, so
+    threads that each run single-threaded BLAS (:func:`single_threaded_blas`) use the cores without
+    OpenBLAS's per-call synchronisation, which stalls on a busy machine: they meet once, at the end.
+
+    >>> out = [0] * 4
+    >>> in_threads(lambda i: out.__setitem__(i, i * i), range(4))
+    >>> out
+    [0, 1, 4, 9]
+    """
+    threads = min(len(items), default_workers()) if threading.current_thread() is threading.main_thread() else 1
+    if threads <= 1:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(work, items):
+            pass
+
+
+def _exact(x: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(x)
     x_sq = np.einsum("ij,ij->i", x, x)
     block = max(1, EXACT_BLOCK_BYTES // (4 * max(n, 1)))
     out_i = np.empty((len(q), k), np.int64)
     out_d = np.empty((len(q), k), np.float32)
     cols = np.broadcast_to(np.arange(n, dtype=np.int64), (min(block, len(q)), n))
-    for start in range(0, len(q), block):
+
+    def search(start: int) -> None:
         qb = q[start:start + block]
         # |q|^2 is the same along a row, so rank on |x|^2 - 2 q.x and add it to the k kept
         # (scaling q by -2 first is exact, and saves a pass over the block).
         part = (-2.0 * qb) @ x.T
         part += x_sq[None, :]
-        if self_query:
-            rows = np.arange(len(qb))
-            part[rows, start + rows] = np.inf
         idx, d = _top_k(part, cols[:len(qb)], k)
         out_i[start:start + len(qb)] = idx
         out_d[start:start + len(qb)] = d + np.einsum("ij,ij->i", qb, qb)[:, None]
+
+    in_threads(search, range(0, len(q), block))
     return out_i, out_d
 
 
@@ -222,23 +249,26 @@ def _exact_self(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     # Each row keeps the k nearest of every tile of columns; the k nearest of those are the answer.
     cand_i = np.full((n, len(starts) * k), -1, np.int64)
     cand_d = np.full((n, len(starts) * k), np.inf, np.float32)
-    for a, ra in enumerate(starts):
-        rows = slice(ra, min(ra + side, n))
-        for b in range(a, len(starts)):
-            cb = starts[b]
-            cols = slice(cb, min(cb + side, n))
-            d2 = (-2.0 * x[rows]) @ x[cols].T
-            d2 += x_sq[rows, None]
-            d2 += x_sq[None, cols]
-            if a == b:
-                np.fill_diagonal(d2, np.inf)
-            kr, kc = min(k, d2.shape[1]), min(k, d2.shape[0])
-            pos, val = _smallest(d2, kr)
-            cand_i[rows, b * k:b * k + kr], cand_d[rows, b * k:b * k + kr] = pos + cb, val
-            if a != b:
-                # argmin along a row is ~50x faster than down a column: transpose (one copy) first.
-                pos, val = _smallest(np.ascontiguousarray(d2.T), kc)
-                cand_i[cols, a * k:a * k + kc], cand_d[cols, a * k:a * k + kc] = pos + ra, val
+
+    def tile(ab: tuple[int, int]) -> None:
+        a, b = ab
+        ra, cb = starts[a], starts[b]
+        rows, cols = slice(ra, min(ra + side, n)), slice(cb, min(cb + side, n))
+        d2 = (-2.0 * x[rows]) @ x[cols].T
+        d2 += x_sq[rows, None]
+        d2 += x_sq[None, cols]
+        if a == b:
+            np.fill_diagonal(d2, np.inf)
+        kr, kc = min(k, d2.shape[1]), min(k, d2.shape[0])
+        # Tiles write disjoint slots: rows of a in slot b, rows of b in slot a.
+        pos, val = _smallest(d2, kr)
+        cand_i[rows, b * k:b * k + kr], cand_d[rows, b * k:b * k + kr] = pos + cb, val
+        if a != b:
+            # argmin along a row is ~50x faster than down a column: transpose (one copy) first.
+            pos, val = _smallest(np.ascontiguousarray(d2.T), kc)
+            cand_i[cols, a * k:a * k + kc], cand_d[cols, a * k:a * k + kc] = pos + ra, val
+
+    in_threads(tile, [(a, b) for a in range(len(starts)) for b in range(a, len(starts))])
     cand_d[cand_i < 0] = np.inf
     idx, d2 = _top_k(cand_d, cand_i, k)
     return idx, d2

@@ -51,7 +51,8 @@ from ..context import Context
 from ..features.embedders import structure_vectors
 from ..features.hashing import THUMB_SIDE, TINY_SIDE, hamming, thumb_matrix, tiny_matrix
 from ..findings import Finding, Severity
-from ..neighbours import hash_band_pairs, knn, knn_pairs, pair_groups, single_threaded_blas, unique_pairs
+from ..neighbours import (hash_band_pairs, in_threads, knn, knn_pairs, pair_groups, single_threaded_blas,
+                          unique_pairs)
 from .base import Check
 
 #: Crop fractions (top, bottom, left, right) of the views compared when matching two images.
@@ -100,13 +101,16 @@ def view_vectors(thumbs: np.ndarray, windows: list[tuple[float, float, float, fl
     resample = [(_area_matrix(top, 1.0 - bottom), _area_matrix(left, 1.0 - right).T)
                 for top, bottom, left, right in windows]
     out = np.empty((len(gray), len(windows), 2 * (_VIEW - 1) ** 2), np.float32)
-    views = np.empty((min(chunk, len(gray)), len(windows), _VIEW, _VIEW), np.float32)
-    for start in range(0, len(gray), chunk):
+
+    def fill(start: int) -> None:
         part = gray[start:start + chunk]
+        views = np.empty((len(part), len(windows), _VIEW, _VIEW), np.float32)
         for k, (rows, cols) in enumerate(resample):
-            views[:len(part), k] = rows @ part @ cols
-        out[start:start + len(part)] = structure_vectors(views[:len(part)].reshape(-1, _VIEW, _VIEW)).reshape(
+            views[:, k] = rows @ part @ cols
+        out[start:start + len(part)] = structure_vectors(views.reshape(-1, _VIEW, _VIEW)).reshape(
             len(part), len(windows), -1)
+
+    in_threads(fill, range(0, len(gray), chunk))
     return out
 
 
@@ -285,12 +289,16 @@ def _build_index(ctx: Context, exact: dict[str, float], near: dict[str, float]) 
         involved, local = np.unique(pairs[refine], return_inverse=True)
         li, lj = local.reshape(-1, 2).T
         sub = thumbs[involved]
-        best = sim[refine]
+        starts = range(1, len(WINDOWS), REFINE_WINDOWS)
+        scores = np.empty((len(starts), len(li)), np.float32)
+
         # A few windows at a time (with the whole view first), so the views stay small.
-        for start in range(1, len(WINDOWS), REFINE_WINDOWS):
-            chunk = view_vectors(sub, WINDOWS[:1] + WINDOWS[start:start + REFINE_WINDOWS])
-            best = np.maximum(best, _match(chunk, li, lj))
-        sim[refine] = best
+        def search(n_start: tuple[int, int]) -> None:
+            number, start = n_start
+            scores[number] = _match(view_vectors(sub, WINDOWS[:1] + WINDOWS[start:start + REFINE_WINDOWS]), li, lj)
+
+        in_threads(search, list(enumerate(starts)))
+        sim[refine] = np.maximum(sim[refine], scores.max(axis=0))
     sim = np.clip(sim, 0.0, 1.0)
     is_near = (~is_exact) & (sim >= _needed(sim, i, j, n, near))
 
