@@ -33,6 +33,7 @@ from ..metrics import mcnemar, paired_bootstrap
 from .base import Check
 from .evaluation import (
     BOOTSTRAP_DEFAULTS,
+    LABELS,
     _f1_macro,
     _mean,
     evaluated,
@@ -179,7 +180,7 @@ class ModelComparison(Check):
         regressed, improved = correct_a & ~correct_b, ~correct_a & correct_b
         p_true_b = p_b[np.arange(n), y]
         ctx.add_scores("comparison_regression", pd.Series(p_true_b, index=ids), pd.Series(regressed, index=ids))
-        others = [f"{m} {v['difference']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
+        others = [f"{LABELS[m]} {v['difference']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
                   for m, v in metrics.items() if m != "accuracy"]
         message += "; B - A: " + ", ".join(others)
         evidence: dict[str, Any] = {
