@@ -108,3 +108,23 @@ def test_registry_names_and_errors(tmp_path):
     except ImportError:
         with pytest.raises(VisionauditError, match=r"timm:resnet18 embedder needs timm.*pip install timm.*'pretrained'"):
             get_embedder("timm:resnet18")
+
+
+def test_evaluate_cross_validates_on_the_onnx_embedder_and_says_so(tmp_path):
+    if not MODEL.exists():
+        pytest.skip(f"test model not found: {MODEL}")
+    from visionaudit import evaluate
+
+    photos = coco_images()[:60]
+    for photo in photos:
+        copy_images([photo], tmp_path / "data" / ("person" if has_person(photo) else "no_person"))
+    name = f"onnx:{MODEL}"
+    with pytest.raises(SourceError, match=r"nowhere\.onnx: model file for the onnx embedder not found"):
+        evaluate(tmp_path / "data", embedder=f"onnx:{tmp_path / 'nowhere.onnx'}", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()                               # failed before decoding anything
+    result = evaluate(tmp_path / "data", embedder=name, folds=3, cache_dir=tmp_path / "cache")
+    assert result.run_info["embedder"] == name
+    info = result.run_info["predictions"]
+    assert info["method"] == "cross-validation" and info["embedder"] == name
+    assert info["source"] == f"3-fold cross-validated logistic regression on {name} embeddings"
+    assert info["with_prediction"] == 60

@@ -191,14 +191,18 @@ def make_folds(ctx: Context, candidates: np.ndarray, *, folds: int = 5, seed: in
 def check_request(dataset: Dataset, embedder: str = "builtin", model: str = "logistic", folds: int = 5,
                   seed: int = 0) -> None:
     """Fail before any image is decoded when :func:`cross_validated_predictions` cannot run on ``dataset``:
-    no label anywhere (the error names what is needed), an unknown ``model`` or fewer than 2 ``folds``.
+    no label anywhere (the error names what is needed), an unknown ``model`` or ``embedder`` (or its model
+    file missing) or fewer than 2 ``folds``.
 
     >>> check_request(load_dataset("unlabelled/"))     # doctest: +SKIP
     SourceError: unlabelled/: no sample has a label: ...
     """
+    from .features.embedders import get_embedder
+
     if model not in MODELS:
         raise ArgumentError("model", model, f"one of {', '.join(MODELS)}")
     _check_folds(folds)
+    get_embedder(embedder)  # an unknown name or a missing model file fails here; models load on first use
     if not dataset.has_labels:
         raise SourceError(dataset.source, "no sample has a label: evaluating without predictions cross-validates a "
                                           "classifier on the labels, so it needs labelled images (class folders, a "
