@@ -210,9 +210,11 @@ def measure_bytes(data: bytes, ext_format: str | None = None, max_pixels: int = 
         if stats["channel_spread"] > 0:
             stats["noise"] = properties.colour_noise(chroma)
     small = gray_im.resize((hashing.THUMB_SIDE, hashing.THUMB_SIDE), Image.Resampling.BOX)
-    g32 = _pixels(small).astype(np.float64)   # float64: the hash bases' type, no cast per product
+    thumb = hashing.thumb(small)
+    # float64: the hash bases' type, no cast per product; from the thumbnail's bytes, not a second copy.
+    g32 = np.frombuffer(thumb, dtype=np.uint8).reshape(hashing.THUMB_SIDE, hashing.THUMB_SIDE).astype(np.float64)
     return _row(**header, **stats, phash=hashing.phash(g32), dhash=hashing.dhash(g32), tiny=hashing.tiny(small),
-                thumb=hashing.thumb(small))
+                thumb=thumb)
 
 
 def open_for_display(path: str, size: int, exif_transpose: bool = False) -> Image.Image | None:

@@ -124,15 +124,15 @@ def sharpness(gray: np.ndarray, variance: float) -> float:
     """
     if gray.shape[0] < 6 or gray.shape[1] < 6:
         return np.nan
-    a = gray.astype(np.int16)        # exact integer Laplacian: |values| <= 1020
+    # Exact integer Laplacian (|values| <= 1020) in int32, so its squares need no second cast.
+    a = gray.astype(np.int32)
     lap = a[:-2, 1:-1] + a[2:, 1:-1]
     lap += a[1:-1, :-2]
     lap += a[1:-1, 2:]
     lap -= 4 * a[1:-1, 1:-1]
     n = lap.size
     total = int(lap.sum(dtype=np.int64))
-    lap32 = lap.astype(np.int32)
-    squares = int(np.square(lap32, out=lap32).sum(dtype=np.int64))   # integer sums: exact, no BLAS call
+    squares = int(np.square(lap, out=lap).sum(dtype=np.int64))   # integer sums: exact, no BLAS call
     lap_var = (squares - total * total / n) / n
     return lap_var / (variance + 1.0)
 
