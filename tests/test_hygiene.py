@@ -172,6 +172,10 @@ def test_group_columns_and_exact_only(leaky):
                                                                [f"train/{train[i].name}"])
     (finding,), _ = _run(leaky, near_copies=False)
     assert set(finding.samples) == {f"test/copy_{k}" for k in EXACT}
+    assert finding.severity.value == "warning" and finding.evidence["accuracy_inflation"] >= 0.005
+    # An inflation below min_inflation is reported as info.
+    (finding,), _ = _run(leaky, min_inflation=1.0)
+    assert finding.severity.value == "info" and finding.count == 6
 
 
 def test_nothing_to_judge(leaky, tmp_path):
