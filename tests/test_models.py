@@ -47,7 +47,7 @@ def reference_input(path: Path, bgr: bool = False) -> np.ndarray:
     else:
         new_w, new_h = int(256 * w / h), 256
     im = im.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    left, top = int(round((new_w - 224) / 2.0)), int(round((new_h - 224) / 2.0))
+    left, top = round((new_w - 224) / 2.0), round((new_h - 224) / 2.0)
     a = np.asarray(im.crop((left, top, left + 224, top + 224)), dtype=np.float32)
     if bgr:
         a = a[..., ::-1]
@@ -217,7 +217,7 @@ def imagenet_case(tmp_path_factory, photos):
 
 
 def test_evaluate_with_an_onnx_model(imagenet_case):
-    root, ids, moved, n_labels = imagenet_case
+    root, _, moved, _ = imagenet_case
     cache = root / "cache"
     result = evaluate(root / "data", model=MOBILENET, model_classes=root / "classes.txt", cache_dir=cache)
     info = result.run_info["predictions"]

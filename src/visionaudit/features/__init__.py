@@ -67,19 +67,6 @@ class FeatureRun:
     cache_dir: str | None
 
 
-def _file_stamp(path: str) -> tuple[int, int, int] | None:
-    """(size, mtime_ns, ctime_ns), or None if the file cannot be stat'ed.
-
-    ctime is part of the stamp because a copy that preserves mtime (``cp -p``, rsync, tar) can
-    replace a file's content without changing its size or mtime, but always sets a new ctime.
-    """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
 @functools.cache
 def _code_digest() -> str:
     """Digest of the column names and of the code that computes them: editing how a feature is
@@ -144,18 +131,8 @@ def compute_features(
     settings = {"max_pixels": int(max_pixels), "work_size": int(work_size)}
     cache = FeatureCache(cache_dir or default_cache_dir(), _cache_key(work_size, max_pixels)) if use_cache else None
 
-    resolved: dict[str, str] = {}       # path -> content hash whose row is in the cache
-    stamps: dict[str, tuple[int, int, int]] = {}
-    if cache is not None:
-        index = cache.path_index()
-        for p in unique:
-            stamp = _file_stamp(p)
-            if stamp is None:
-                continue
-            stamps[p] = stamp
-            seen = index.get(p)
-            if seen is not None and seen[:3] == stamp:
-                resolved[p] = seen[3]
+    # path -> content hash whose row is in the cache; path -> (size, mtime, ctime)
+    resolved, stamps = cache.unchanged(unique) if cache is not None else ({}, {})
     todo = [p for p in unique if p not in resolved]
     known = frozenset(cache.known_hashes()) if (cache is not None and todo) else frozenset()
 

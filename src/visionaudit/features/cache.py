@@ -31,6 +31,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "visionaudit"
 
 
+def file_stamp(path: str) -> tuple[int, int, int] | None:
+    """(size, mtime_ns, ctime_ns), or None if the file cannot be stat'ed.
+
+    ctime is part of the stamp because a copy that preserves mtime (``cp -p``, rsync, tar) can
+    replace a file's content without changing its size or mtime, but always sets a new ctime.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def _write_atomic(table: pa.Table, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     pq.write_table(table, tmp)
@@ -89,6 +102,21 @@ class FeatureCache:
             return {}
         cols = [table.column(c).to_pylist() for c in _INDEX_COLUMNS]
         return {p: (s, m, c, h) for p, s, m, c, h in zip(*cols)}
+
+    def unchanged(self, paths: list[str]) -> tuple[dict[str, str], dict[str, tuple[int, int, int]]]:
+        """(path -> content hash for paths whose stamp equals the path index's, path -> stamp of every
+        path that could be stat'ed): unchanged files need not even be read."""
+        index = self.path_index()
+        resolved, stamps = {}, {}
+        for p in paths:
+            stamp = file_stamp(p)
+            if stamp is None:
+                continue
+            stamps[p] = stamp
+            seen = index.get(p)
+            if seen is not None and seen[:3] == stamp:
+                resolved[p] = seen[3]
+        return resolved, stamps
 
     def update_path_index(self, entries: dict[str, tuple[int, int, int, str]]) -> None:
         """Record (size, mtime_ns, ctime_ns, content_hash) for these paths, keeping the others."""

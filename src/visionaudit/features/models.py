@@ -30,6 +30,7 @@ import importlib
 import io
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -201,7 +202,7 @@ def preprocess_image(im: Image.Image, spec: Preprocess) -> np.ndarray:
         new_long = int(spec.resize_to * long / short)
         new_w, new_h = (spec.resize_to, new_long) if w <= h else (new_long, spec.resize_to)
         im = im.resize((new_w, new_h), resample)
-        top, left = int(round((new_h - height) / 2.0)), int(round((new_w - width) / 2.0))
+        top, left = round((new_h - height) / 2.0), round((new_w - width) / 2.0)
         im = im.crop((left, top, left + width, top + height))
     a = np.asarray(im, dtype=np.float32)
     if spec.channel_order == "BGR":
@@ -367,7 +368,7 @@ def callable_model(fn: Callable[[Any], Any], name: str, identity: str, *, output
 
 
 def _is_torch_module(obj: Any) -> bool:
-    torch = __import__("sys").modules.get("torch")
+    torch = sys.modules.get("torch")  # not imported by us: an object cannot be a Module unless torch is loaded
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 
@@ -516,23 +517,10 @@ def run_model(
     loaded.check_preprocess(spec)
     if batch_size < 1:
         raise ArgumentError("batch_size", batch_size, "a positive integer")
-    from . import _file_stamp
-
     unique = list(dict.fromkeys(str(p) for p in paths))
     cache = (FeatureCache(cache_dir or default_cache_dir(), _cache_key(loaded, spec, max_pixels), kind="models")
              if use_cache else None)
-    path_hash: dict[str, str] = {}
-    stamps: dict[str, tuple[int, int, int]] = {}
-    if cache is not None:
-        index = cache.path_index()
-        for p in unique:
-            stamp = _file_stamp(p)
-            if stamp is None:
-                continue
-            stamps[p] = stamp
-            seen = index.get(p)
-            if seen is not None and seen[:3] == stamp:
-                path_hash[p] = seen[3]
+    path_hash, stamps = cache.unchanged(unique) if cache is not None else ({}, {})
     todo = [p for p in unique if p not in path_hash]
     known = frozenset(cache.known_hashes()) if (cache is not None and todo) else frozenset()
 

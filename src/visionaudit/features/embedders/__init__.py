@@ -31,8 +31,18 @@ from .builtin import BuiltinEmbedder, intensity_vectors, robust_z, structure_vec
 from .model import ModelEmbedder, file_embedder, torch_embedder
 from .pretrained import pretrained_embedder, timm_embedder
 
-__all__ = ["EMBEDDERS", "Embedder", "Embeddings", "BuiltinEmbedder", "ModelEmbedder", "embeddings", "get_embedder",
-           "intensity_vectors", "robust_z", "structure_vectors"]
+__all__ = [
+    "EMBEDDERS",
+    "BuiltinEmbedder",
+    "Embedder",
+    "Embeddings",
+    "ModelEmbedder",
+    "embeddings",
+    "get_embedder",
+    "intensity_vectors",
+    "robust_z",
+    "structure_vectors",
+]
 
 
 def _builtin(arg: str | None, preprocess: Any = None) -> Embedder:

