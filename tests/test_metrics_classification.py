@@ -230,3 +230,18 @@ def test_accumulator_rejects_wrong_class_count_and_empty_compute():
         m.compute()
     with pytest.raises(ArgumentError, match="num_classes"):
         ClassificationMetrics(1)
+
+
+def test_macro_averages_leave_out_classes_neither_present_nor_predicted(digits_oof):
+    """A model with more outputs than the dataset's classes (ImageNet logits on 10 digits): the extra
+    columns are never the label and never the argmax, so macro P/R/F1 must equal scikit-learn's default
+    (labels present in y or predicted), not an average dragged to 0 by 990 empty classes."""
+    y, P = digits_oof
+    wide = np.hstack([P, np.full((len(P), 990), 1e-9)])
+    wide /= wide.sum(axis=1, keepdims=True)
+    r = classification_metrics(y, wide)
+    pred = wide.argmax(axis=1)
+    p_, r_, f_, _ = skm.precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
+    assert (r.precision_macro, r.recall_macro, r.f1_macro) == pytest.approx((p_, r_, f_), abs=TOL)
+    assert r.f1_macro > 0.5  # averaged over all 1000 columns it would be below 0.01
+    assert r.num_classes == 1000 and r.f1[500] == 0.0

@@ -240,7 +240,8 @@ class ClassificationReport:
     Per-class arrays have length ``num_classes``. ``undefined`` maps a metric name (``"roc_auc[3]"``,
     ``"precision[2]"``, ``"roc_auc_macro"``...) to the reason its value is NaN or was set to
     ``zero_division``. Macro averages are the NaN-ignoring mean of the per-class values (as scikit-learn
-    does with ``zero_division=np.nan``); micro precision, recall and F1 equal accuracy for single-label
+    does with ``zero_division=np.nan``) over the classes present in ``y`` or predicted (scikit-learn's
+    default labels); micro precision, recall and F1 equal accuracy for single-label
     multiclass data.
     """
 
@@ -469,7 +470,12 @@ class ClassificationMetrics:
         filled = table["count"].to_numpy() > 0
         ece = float(np.sum(table["count"].to_numpy()[filled] / n * np.abs(table["gap"].to_numpy()[filled])))
 
+        # Like scikit-learn's default labels: a class neither in ``y`` nor predicted (a 1000-class model
+        # judged on 9 of its classes) does not enter macro averages, or it would pull them to zero_division.
+        counted = f_denom > 0
+
         def macro(values: np.ndarray, name: str) -> float:
+            values = values[counted]
             if np.isnan(values).all():
                 undefined[f"{name}_macro"] = f"no class has a defined {name}"
                 return float("nan")
