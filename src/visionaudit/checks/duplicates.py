@@ -204,18 +204,23 @@ def _match(views: np.ndarray, i: np.ndarray, j: np.ndarray, block: int = 4096) -
     images = images[degree[images] > 0]
     whole = views[:, 0]
     best = np.empty(len(source), np.float32)
-    pos = 0
+    bounds, pos = [], 0
     while pos < len(images):
         width = degree[images[pos:]]
         end = pos + max(1, int(np.searchsorted(np.arange(1, len(width) + 1) * width, block, side="right")))
-        batch = images[pos:end]
+        bounds.append((pos, end))
+        pos = end
+
+    def score(bound: tuple[int, int]) -> None:
+        batch = images[bound[0]:bound[1]]
         width, slots = degree[batch], np.arange(degree[batch[-1]])
         # Rows with fewer partners repeat their last one; the repeats are not written back.
         edge = first[batch, None] + np.minimum(slots[None, :], width[:, None] - 1)
         scores = np.matmul(views[batch], whole[target[edge]].transpose(0, 2, 1)).max(axis=1)
         real = slots[None, :] < width[:, None]
         best[edge[real]] = scores[real]
-        pos = end
+
+    in_threads(score, bounds)
     directed = np.empty(len(source), np.float32)
     directed[order] = best
     return np.maximum(directed[:len(i)], directed[len(i):])
