@@ -94,9 +94,10 @@ def _white_noise_sigmas(a: np.ndarray) -> list[float]:
     evenly over octaves) as strong, so sigma_full^2 - sigma_half^2 = 3/4 noise^2 and texture cancels.
     """
     h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
-    quad = a[:, 0:h:2, 0:w:2] + a[:, 1:h:2, 0:w:2]  # 4x the 2x2 means: stays integer (and in int16 range)
-    quad += a[:, 0:h:2, 1:w:2]
-    quad += a[:, 1:h:2, 1:w:2]
+    # 4x the 2x2 means: stays integer (and in int16 range). Row pairs first, on whole rows: two
+    # additions, one of them strided, instead of three strided ones.
+    pairs = a[:, 0:h:2, :w] + a[:, 1:h:2, :w]
+    quad = pairs[:, :, 0::2] + pairs[:, :, 1::2]
     # Python floats for the per-plane arithmetic: numpy calls on 2-element arrays cost more than it.
     return [math.sqrt(max(full * full - (quad_sigma / 4.0) ** 2, 0.0) * 4.0 / 3.0)
             for full, quad_sigma in zip(_immerkaer_sigmas(a), _immerkaer_sigmas(quad))]
