@@ -89,3 +89,78 @@ def evaluate_case(base: Path) -> dict[str, Any]:
     return {"result": result, "useless": useless, "ids": ids, "split": split, "truth": truth, "given": given,
             "probs": probs, "flipped": ids[flipped].tolist(), "scanner": scanner, "in_c": ids[in_c].tolist(),
             "spoiled": ids[spoiled].tolist(), "csv": csv, "base": base}
+
+
+#: The compare + hygiene case: MNIST digits 1000-1799 (none in :func:`evaluate_case`'s set is reused).
+C_TRAIN, C_TEST, C_COPIES, C_INVERTED, C_FIXED, C_BROKEN = 400, 400, 10, 60, 24, 7
+#: The checks the compare case runs: what its pictures need.
+COMPARE_RUN = ("evaluation.metrics", "evaluation.model_comparison", "evaluation.leaked_test_metrics",
+               "segments.weak_segments")
+
+
+@functools.cache
+def compare_case(base: Path) -> dict[str, Any]:
+    """An evaluate run with two prediction files and training copies in test, on real MNIST digits.
+
+    400 train and 400 test digits (MNIST test images 1000-1799) as PNGs, then planted:
+
+    - 10 test samples that are byte copies of training PNGs (``test/copy_of_<train id>``, label of the
+      original): the model A (PCA + logistic regression fitted on the training digits) memorised them;
+    - 60 test digits inverted (white background): A gets most of them wrong and they form embedding
+      clusters of their own (a weak cluster slice);
+    - model B = A with 24 test digits A gets wrong put right (``fixed``) and 7 it gets right put wrong
+      (``broken``), so McNemar's discordant counts on test are exactly (7, 24).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    images, truth = mnist_arrays(1000 + C_TRAIN + C_TEST)
+    images, truth = images[1000:].copy(), truth[1000:].astype(int)
+    rng = np.random.default_rng(11)
+    split = np.array(["train"] * C_TRAIN + ["test"] * C_TEST)
+    ids = [f"{s}/{i:05d}" for i, s in enumerate(split)]
+    inverted = np.sort(rng.choice(np.arange(C_TRAIN, C_TRAIN + C_TEST), C_INVERTED, replace=False))
+    images[inverted] = 255 - images[inverted]
+    sources = np.sort(rng.choice(C_TRAIN, C_COPIES, replace=False))
+    copies = [f"test/copy_of_{ids[i].split('/')[1]}" for i in sources]
+    paths = []
+    for i, img in enumerate(images):
+        path = base / "images" / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path)
+        paths.append(path)
+    for s, copy in zip(sources, copies):
+        target = base / "images" / f"{copy.replace('/', '_')}.png"
+        target.write_bytes(paths[s].read_bytes())
+        paths.append(target)
+    all_ids = np.array(ids + copies)
+    all_split = np.concatenate([split, ["test"] * C_COPIES])
+    all_truth = np.concatenate([truth, truth[sources]])
+    X = np.concatenate([images, images[sources]]).reshape(len(all_ids), -1) / 255.0
+    model = make_pipeline(PCA(30, whiten=True, random_state=0), LogisticRegression(C=1.0, max_iter=1000))
+    model.fit(X[:C_TRAIN], all_truth[:C_TRAIN])
+    probs_a = model.predict_proba(X)
+    test = np.flatnonzero(all_split == "test")
+    right = probs_a.argmax(axis=1) == all_truth
+    fixed = np.sort(rng.choice(test[~right[test]], C_FIXED, replace=False))
+    broken = np.sort(rng.choice(test[right[test]], C_BROKEN, replace=False))
+    probs_b = probs_a.copy()
+    # Put right: the label gets the top probability; put wrong: the runner-up swaps with it.
+    for i in fixed:
+        top = probs_b[i].argmax()
+        probs_b[i, [top, all_truth[i]]] = probs_b[i, [all_truth[i], top]]
+    for i in broken:
+        second = np.argsort(probs_b[i])[-2]
+        probs_b[i, [second, all_truth[i]]] = probs_b[i, [all_truth[i], second]]
+    samples = [{"sample_id": all_ids[i], "path": str(paths[i]), "label": str(all_truth[i]), "split": all_split[i]}
+               for i in range(len(all_ids))]
+    dataset = Dataset(make_samples(samples), source=str(base / "digits"), format="manifest")
+    csv_a = _write_predictions(base / "a.csv", all_ids, probs_a)
+    csv_b = _write_predictions(base / "b.csv", all_ids, probs_b)
+    only = {"checks": {cid: {"enabled": False} for cid in SUITES["evaluate"] if cid not in COMPARE_RUN}}
+    result = evaluate(dataset, predictions=csv_a, compare=csv_b, cache_dir=base / "cache", workers=1, config=only)
+    return {"result": result, "ids": all_ids, "split": all_split, "truth": all_truth, "probs_a": probs_a,
+            "probs_b": probs_b, "copies": dict(zip(copies, [ids[i] for i in sources])),
+            "inverted": all_ids[inverted].tolist(), "fixed": all_ids[fixed].tolist(),
+            "broken": all_ids[broken].tolist(), "base": base}

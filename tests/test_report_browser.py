@@ -15,7 +15,7 @@ import visionaudit
 from visionaudit.findings import Finding, Severity
 from visionaudit.report import write_html
 
-from report_case import evaluate_case
+from report_case import C_BROKEN, C_FIXED, compare_case, evaluate_case
 from test_report import DATA_URI, build_dataset
 
 CHROMIUM = "/usr/bin/chromium"
@@ -173,3 +173,80 @@ def test_evaluate_report_pictures_in_headless_chromium(tmp_path, tmp_path_factor
     assert [name for name, _ in strips] == [b["baseline"] for b in baselines]
     # The dot sits left of the zero line exactly when the model is worse than that baseline.
     assert [dx < -3.5 for _, dx in strips] == [b["high"] < 0 for b in baselines]
+
+
+#: Reads the comparison, leak and cluster pictures back from the rendered page.
+COMPARE_SCRIPT = """() => {
+  const sec = issue => document.querySelector(`section[id$="-${issue}"]`);
+  const box = e => e.getBoundingClientRect();
+  const rows = t => [...t.querySelectorAll('tbody tr')].map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()));
+  const cmp = sec('model_comparison'), leak = sec('leaked_test_metrics'), seg = sec('weak_segments');
+  const groups = s => [...s.querySelectorAll('.group')].map(g => ({
+    title: g.querySelector('.ghead strong').innerText,
+    tiles: [...g.querySelectorAll('figure.tile')].map(f => [f.querySelector('.sid').innerText,
+      [...f.querySelectorAll('.badge.split')].map(b => b.innerText).join(), f.querySelector('img').naturalWidth])}));
+  const accStrip = leak.querySelector('table.deleaked tbody tr svg.strip');
+  const band = accStrip.querySelector('rect.sband'), ref = accStrip.querySelector('line.sref');
+  return {
+    images: [...document.images].map(i => i.complete ? i.naturalWidth : 0),
+    comparison: rows(cmp.querySelector('table.comparison')),
+    mcnemar: rows(cmp.querySelector('table.mcnemar'))[0],
+    split: [...cmp.querySelectorAll('figure.splitbar rect')].map(r => [r.getAttribute('class'), +r.dataset.count, box(r).width]),
+    verdict: cmp.querySelector('p.verdict').innerText,
+    changed: groups(cmp),
+    pairs: groups(leak),
+    deleaked: rows(leak.querySelector('table.deleaked')),
+    band: [box(band).left, box(band).right, box(ref).left, box(accStrip.querySelector('circle.sdot')).left],
+    clusters: groups(seg).filter(g => g.title.startsWith('cluster')),
+  };
+}"""
+
+
+def test_compare_and_leak_pictures_in_headless_chromium(tmp_path, tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not installed at {CHROMIUM}")
+    pytest.importorskip("sklearn")
+    case = compare_case(tmp_path_factory.getbasetemp() / "compare_case")
+    result = case["result"]
+    report = write_html(result, tmp_path / "compare.html")
+    got, problems = _browse(report, tmp_path / "compare.png", COMPARE_SCRIPT)
+    assert problems == []
+    assert len(got["images"]) == len(DATA_URI.findall(report.read_text(encoding="utf-8"))) > 60
+    assert min(got["images"]) == 28  # every thumbnail decodes, at MNIST's own size
+
+    ev = result.finding("model_comparison").evidence
+    for row, key in zip(got["comparison"], ("accuracy", "f1_macro", "log_loss")):
+        m = ev["metrics"][key]
+        assert row[1:3] == [f"{m['a']:.3f}", f"{m['b']:.3f}"]
+        assert row[3].startswith(f"{m['difference']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}]")
+        assert row[5] == "B better"
+    assert got["mcnemar"][:3] == [str(C_BROKEN), str(C_FIXED), str(ev["n"] - C_BROKEN - C_FIXED)]
+    (left, n_left, w_left), (right, n_right, w_right) = got["split"]
+    assert (left, n_left, right, n_right) == ("sleft", C_BROKEN, "sright", C_FIXED)
+    assert w_left / w_right == pytest.approx(C_BROKEN / C_FIXED, rel=0.02)
+    assert got["verdict"].startswith("B (b.csv) is significantly better than A (a.csv)")
+    broke, fixed = got["changed"]
+    assert sorted(s for s, _, _ in broke["tiles"]) == case["broken"]
+    assert [s for s, _, _ in fixed["tiles"]] == case["fixed"]
+
+    # Leak pairs: test copy next to its training original, split badges and decoded thumbnails on both.
+    pairs = {g["tiles"][0][0]: g for g in got["pairs"]}
+    for copy, source in case["copies"].items():
+        assert pairs[copy]["title"] == "exact copy of 1 training sample"
+        assert pairs[copy]["tiles"] == [[copy, "test", 28], [source, "train", 28]]
+    leak = result.finding("leaked_test_metrics").evidence
+    acc = leak["metrics"]["accuracy"]
+    original, deleaked = acc["original"], acc["deleaked"]
+    assert got["deleaked"][0][:3] == ["accuracy",
+                                      f"{original['value']:.3f} [{original['low']:.3f}, {original['high']:.3f}]",
+                                      f"{deleaked['value']:.3f} [{deleaked['low']:.3f}, {deleaked['high']:.3f}]"]
+    # The de-leaked accuracy's dot sits left of the original's mark, inside the band of the original CI.
+    band_left, band_right, ref_x, dot_x = got["band"]
+    assert band_left < dot_x < ref_x < band_right
+
+    seg = result.finding("weak_segments")
+    clusters = [g for g in seg.groups if g["kind"] == "cluster"]
+    assert [g["title"] for g in got["clusters"]] == [f"{g['slice']} (builtin embedding)" for g in clusters]
+    for drawn, g in zip(got["clusters"], clusters):
+        assert [s for s, _, _ in drawn["tiles"]] == g["samples"][:8] + g["typical"][:8]
+        assert {s for s, _, _ in drawn["tiles"]} <= set(case["inverted"])

@@ -70,12 +70,16 @@ def reliability_diagram(rows: Sequence[dict[str, Any]], *, ece: float | None, ti
 
 
 def interval_strip(value: float | None, low: float | None, high: float | None, *, lo: float = 0.0, hi: float = 1.0,
-                   ref: float | None = None, width: float = 170.0, height: float = 18.0) -> dict[str, Any] | None:
-    """A point with its interval on a [lo, hi] axis, with an optional reference line (overall, zero).
+                   ref: float | None = None, ref_low: float | None = None, ref_high: float | None = None,
+                   width: float = 170.0, height: float = 18.0) -> dict[str, Any] | None:
+    """A point with its interval on a [lo, hi] axis, with an optional reference line (overall, zero) and
+    reference interval (``ref_low``-``ref_high``, drawn as a band behind: the value it is compared with).
 
     >>> s = interval_strip(0.5, 0.4, 0.6, ref=0.8, width=100)
-    >>> s["x"], s["x_low"], s["x_ref"]
-    (50.0, 40.6, 78.2)
+    >>> s["x"], s["x_low"], s["x_ref"], s["x_band"]
+    (50.0, 40.6, 78.2, None)
+    >>> interval_strip(0.5, 0.4, 0.6, ref=0.8, ref_low=0.7, ref_high=0.9, width=100)["x_band"]
+    (68.8, 87.6)
     """
     if not _finite(value) or hi <= lo:
         return None
@@ -88,7 +92,54 @@ def interval_strip(value: float | None, low: float | None, high: float | None, *
         "width": width, "height": height, "mid": height / 2, "x": x(float(value)),
         "x_low": x(float(low)) if _finite(low) else None, "x_high": x(float(high)) if _finite(high) else None,
         "x_ref": x(float(ref)) if _finite(ref) else None, "x0": pad, "x1": width - pad,
+        "x_band": (x(float(ref_low)), x(float(ref_high))) if _finite(ref_low) and _finite(ref_high) else None,
     }
+
+
+def zoomed_range(values: Sequence[float | None], *, floor: float | None = None, ceiling: float | None = None,
+                 margin: float = 0.15) -> tuple[float, float]:
+    """An axis [lo, hi] holding every value with ``margin`` of their spread on each side (clipped to
+    ``floor``/``ceiling``), so intervals a few points apart are told apart on a short strip.
+
+    >>> zoomed_range([0.61, 0.71, 0.66], floor=0.0, ceiling=1.0)
+    (0.595, 0.725)
+    """
+    finite = [float(v) for v in values if _finite(v)]
+    if not finite:
+        return (0.0, 1.0)
+    a, b = min(finite), max(finite)
+    pad = max((b - a) * margin, 1e-3 * max(abs(a), abs(b), 1.0))
+    lo, hi = a - pad, b + pad
+    if floor is not None:
+        lo = max(lo, floor)
+    if ceiling is not None:
+        hi = min(hi, ceiling)
+    return (round(lo, 6), round(hi, 6))
+
+
+def split_bar(left: int, right: int, *, left_label: str, right_label: str, width: float = 560.0) -> dict[str, Any] | None:
+    """One bar split in two by counts (McNemar's discordant samples), with a mark at the even split.
+
+    Under "no difference" each discordant sample is equally likely on either side, so the further the
+    split is from the middle mark, the stronger the evidence.
+
+    >>> b = split_bar(7, 24, left_label="only A", right_label="only B", width=331)
+    >>> b["left"]["w"], b["right"]["x"], b["x_even"]
+    (68.0, 83.0, 165.5)
+    """
+    total = int(left) + int(right)
+    if total <= 0:
+        return None
+    x0, top, h, w = 15.0, 22.0, 22.0, width - 30.0
+
+    def part(n: int, x: float, label: str) -> dict[str, Any]:
+        share = n / total
+        return {"n": int(n), "share": share, "x": round(x, 1), "w": round(share * w, 1), "label": label}
+
+    lpart = part(int(left), x0, left_label)
+    rpart = part(int(right), x0 + lpart["w"], right_label)
+    return {"left": lpart, "right": rpart, "total": total, "x0": x0, "x1": x0 + w, "top": top, "h": h,
+            "x_even": round(x0 + w / 2, 1), "width": width, "height": top + h + 8.0}
 
 
 def symmetric_range(values: Sequence[float | None]) -> float:

@@ -27,7 +27,15 @@ from scipy import stats
 
 from ..features import decode
 from ..findings import Finding, Result, Severity
-from .charts import FEW, accuracy_bars, interval_strip, reliability_diagram, symmetric_range
+from .charts import (
+    FEW,
+    accuracy_bars,
+    interval_strip,
+    reliability_diagram,
+    split_bar,
+    symmetric_range,
+    zoomed_range,
+)
 
 #: Most thumbnails shown for one finding, and most groups (clusters, pairs) shown for a group finding.
 MAX_GALLERY = 48
@@ -41,6 +49,8 @@ MAX_TABLE_ROWS = 60
 #: Issues whose samples are a ranked list of their own next to their groups (label issues: every
 #: candidate, and the differently labelled duplicate clusters among them), so both are drawn.
 _GALLERY_AND_GROUPS = frozenset({"label_issues"})
+#: Most samples in each of a model comparison's galleries (samples B fixed, samples B broke).
+MAX_CHANGED = 24
 #: Most per-class reliability diagrams drawn for one calibration finding.
 MAX_CLASS_DIAGRAMS = 24
 THUMB_SIZE = 112
@@ -155,6 +165,7 @@ def _tiles(section: dict[str, Any]) -> Iterable[dict[str, Any]]:
     yield from section["gallery"]
     for group in section["groups"]:
         yield from group["members"]
+        yield from group["typical"]
 
 
 def _make_thumbnails(table: _SampleTable, samples: list[str], size: int, workers: int | None) -> dict[str, Thumb]:
@@ -277,6 +288,9 @@ def _group(group: dict[str, Any], table: _SampleTable) -> dict[str, Any]:
         "splits": sorted(distinct_splits) if len(distinct_splits) > 1 else [],
         "members": members,
         "more": len(samples) - len(members),
+        "members_title": None,
+        "typical": [],
+        "typical_title": None,
     }
 
 
@@ -629,22 +643,40 @@ def _confused_pairs_extra(section: dict[str, Any], f: Finding, result: Result) -
                ("true class samples", True), ("the other way", True)], rows, css="pairs"))
 
 
+def _slice_name(r: dict[str, Any], embedder: Any) -> str:
+    """A slice's name; an embedding cluster's says which embedder's space it is a cluster of."""
+    name = str(r.get("slice"))
+    if r.get("kind") == "cluster":
+        which = r.get("embedder") or embedder
+        return f"{name} ({which} embedding)" if which else name
+    return name
+
+
 def _weak_segments_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
     ev = f.evidence
     overall = ev.get("overall_accuracy")
+    embedder = (f.thresholds or {}).get("embedder")
+    table = _SampleTable(result.features)
     for g, raw in zip(section["groups"], f.groups):
         ci = raw.get("ci") or [None, None]
-        g["title"] = str(raw.get("slice"))
+        g["title"] = _slice_name(raw, embedder)
         g["size"] = int(raw.get("size", g["size"]))
         g["facts"] = [f"{g['size']:,} samples", f"accuracy {_pct(raw.get('accuracy'))} [{_pct(ci[0])}, {_pct(ci[1])}]",
                       f"q = {_p(raw.get('q'))}", "examples: wrong first"]
         g["more"] = 0
         g["labels_disagree"] = False  # a slice holds every class; differing labels are expected
+        typical = [str(s) for s in raw.get("typical") or []][:MAX_GROUP_MEMBERS]
+        if typical:
+            # A cluster has no name a person wrote: its members nearest the centre show what it holds.
+            g["facts"].pop()
+            g["members_title"] = "examples: wrong first"
+            g["typical"] = [_tile(s, table, None, None) for s in typical]
+            g["typical_title"] = "typical: nearest the cluster's centre"
 
     def row(r: dict[str, Any]) -> dict[str, Any]:
         ci = r.get("ci") or [None, None]
         strip = interval_strip(r.get("accuracy"), ci[0], ci[1], ref=overall)
-        return {"cells": [_cell(str(r.get("slice"))), _cell(str(r.get("kind", ""))), _cell(r.get("size"), num=True),
+        return {"cells": [_cell(_slice_name(r, embedder)), _cell(str(r.get("kind", ""))), _cell(r.get("size"), num=True),
                           _cell(_pct(r.get("accuracy")), num=True), _cell(f"{_pct(ci[0])} to {_pct(ci[1])}", strip),
                           _cell(_pct(r.get("drop")), num=True), _cell(_p(r.get("p")), num=True),
                           _cell(_p(r.get("q")), num=True)],
@@ -762,7 +794,210 @@ def _calibration_extra(section: dict[str, Any], f: Finding, result: Result) -> N
                            f"not drawn." if skipped else ""))})
 
 
+#: Metric names of the compare and hygiene findings' evidence keys (the report does not import the checks).
+_METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1_macro": "macro F1",
+                 "f1_micro": "micro F1", "precision_macro": "macro precision", "recall_macro": "macro recall",
+                 "roc_auc_macro": "macro ROC-AUC", "pr_auc_macro": "macro PR-AUC", "log_loss": "log-loss", "ece": "ECE"}
+#: Metrics that are not proportions in [0, 1] (their strips are not clipped to it).
+_UNBOUNDED = frozenset({"log_loss"})
+#: Metrics where lower is better.
+_LOWER_IS_BETTER = frozenset({"log_loss", "ece"})
+
+
+def _metric_name(key: str) -> str:
+    if key.startswith("top_") and key.endswith("_accuracy"):
+        return f"top-{key[4:-9]} accuracy"
+    return _METRIC_NAMES.get(key, key.replace("_", " "))
+
+
+def _num_or_nan(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else math.nan
+
+
+def _f3(v: Any) -> str:
+    x = _num_or_nan(v)
+    return f"{x:.3f}" if math.isfinite(x) else "n/a"
+
+
+def _signed(v: Any) -> str:
+    x = _num_or_nan(v)
+    return f"{x:+.3f}" if math.isfinite(x) else "n/a"
+
+
+def _with_ci(value: Any, low: Any, high: Any, fmt: Any = _f3) -> str:
+    text = fmt(value)
+    if math.isfinite(_num_or_nan(low)) and math.isfinite(_num_or_nan(high)):
+        text += f" [{fmt(low)}, {fmt(high)}]"
+    return text
+
+
+def _has_ci(row: dict[str, Any]) -> bool:
+    return math.isfinite(_num_or_nan(row.get("low"))) and math.isfinite(_num_or_nan(row.get("high")))
+
+
+def _model_label(source: Any, fallback: str) -> str:
+    return f"{fallback} ({Path(str(source)).name})" if source else fallback
+
+
+def _favours(low: Any, high: Any, higher_is_better: bool) -> str:
+    """Which model a difference B - A favours: by its CI, not its point estimate."""
+    lo, hi = _num_or_nan(low), _num_or_nan(high)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "n/a"
+    if lo > 0 or hi < 0:
+        return "B better" if (lo > 0) == higher_is_better else "A better"
+    return "no clear difference (CI holds 0)"
+
+
+def _changed_group(title: str, samples: list[str], table: _SampleTable, scores: dict[str, Any],
+                   note: str, worst_first: bool) -> dict[str, Any]:
+    """A gallery of samples one model got right and the other wrong, ordered by B's probability of the label."""
+    ordered = sorted(samples, key=lambda s: _score_key(scores.get(s)) * (1 if worst_first else -1))
+    members = []
+    for s in ordered[:MAX_CHANGED]:
+        tile = _tile(s, table, None, None)
+        score = scores.get(s)
+        if _score_key(score) != math.inf:
+            tile["note"] = f"{note} {float(score):.3f}"
+        members.append(tile)
+    return {"title": title, "size": len(samples), "facts": [], "labels_disagree": False, "splits": [],
+            "members": members, "more": len(samples) - len(members), "members_title": None, "typical": [],
+            "typical_title": None}
+
+
+def _model_comparison_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    ev = f.evidence
+    if "metrics" not in ev:
+        return  # nothing compared (no shared samples): the message says why
+    level = _level(ev.get("confidence", 0.95))
+    alpha = 1.0 - float(ev.get("confidence", 0.95))
+    a, b = _model_label(ev.get("a"), "A"), _model_label(ev.get("b"), "B")
+    n = int(ev.get("n") or 0)
+    rows = []
+    for key, m in (ev.get("metrics") or {}).items():
+        if not isinstance(m, dict):
+            continue
+        diff, low, high = m.get("difference"), m.get("low"), m.get("high")
+        reach = symmetric_range([diff, low, high])
+        higher = bool(m.get("higher_is_better", key not in _LOWER_IS_BETTER))
+        favours = _favours(low, high, higher)
+        rows.append({"cells": [_cell(_metric_name(key) + ("" if higher else " (lower is better)")),
+                               _cell(_f3(m.get("a")), num=True), _cell(_f3(m.get("b")), num=True),
+                               _cell(f"{_with_ci(diff, low, high, _signed)} (axis \u00b1{reach:g})",
+                                     interval_strip(diff, low, high, lo=-reach, hi=reach, ref=0.0)),
+                               _cell(_p(m.get("bootstrap_p")), num=True), _cell(favours)],
+                     "cls": "flagged" if favours == "A better" else ""})
+    section["blocks"].append(_table_block(
+        f"{b} vs {a} on the {ev.get('split', 'evaluation')} split's {n:,} shared samples (paired bootstrap, {level} CIs)",
+        [("metric", False), ("A", True), ("B", True), (f"B \u2212 A, {level} CI (| = 0)", False), ("bootstrap p", True),
+         ("by the CI", False)], rows, css="comparison"))
+    test = ev.get("mcnemar") or {}
+    only_a, only_b = int(test.get("only_a_right") or 0), int(test.get("only_b_right") or 0)
+    p = _num_or_nan(test.get("p_value"))
+    needed = ev.get("samples_needed")
+    row = {"cells": [_cell(only_a, num=True), _cell(only_b, num=True), _cell(max(n - only_a - only_b, 0), num=True),
+                     _cell(_p(p), num=True), _cell("n/a" if needed is None else needed, num=True)],
+           "cls": ""}
+    section["blocks"].append(_table_block(
+        f"McNemar's {'exact ' if test.get('exact') else ''}test on the samples the models disagree about",
+        [("only A right (B broke)", True), ("only B right (B fixed)", True), ("same for both", True), ("p", True),
+         (f"samples for {_level(ev.get('power', 0.8))} power", True)], [row], css="mcnemar"))
+    bar = split_bar(only_a, only_b, left_label=f"only A right: {only_a}", right_label=f"only B right: {only_b}")
+    if bar is not None:
+        bar["kind"] = "split"
+        bar["caption"] = (f"The {only_a + only_b:,} discordant samples: red, those only {a} gets right; blue, those only "
+                          f"{b} gets right. With no real difference they would split about evenly (the dashed mark); "
+                          f"the other {max(n - only_a - only_b, 0):,} samples are right or wrong for both.")
+        section["blocks"].append(bar)
+    verdict = str(ev.get("verdict", ""))
+    acc = (ev.get("metrics") or {}).get("accuracy") or {}
+    relation = "<" if p < alpha else "\u2265"
+    figures = (f"McNemar p = {_p(p)} {relation} {alpha:.2g}; accuracy B \u2212 A "
+               f"{_with_ci(acc.get('difference'), acc.get('low'), acc.get('high'), _signed)}")
+    if ev.get("significant"):
+        text = f"{b} is significantly {verdict} than {a} ({figures})."
+        if verdict == "worse":
+            text += " A regression: look at the samples B broke before shipping it."
+        tone = "good" if verdict == "better" else "bad"
+    else:
+        text = f"No significant difference between {b} and {a} ({figures})."
+        text += (f" To detect a difference this size with {_level(ev.get('power', 0.8))} power, a test set needs about "
+                 f"{int(needed):,} samples." if needed is not None else
+                 " They get equally many samples right that the other gets wrong.")
+        tone = "neutral"
+    section["blocks"].insert(0, {"kind": "verdict", "text": text, "tone": tone})
+    table = _SampleTable(result.features)
+    scores = f.scores or {}
+    section["gallery"], section["gallery_more"] = [], 0
+    groups = []
+    broke, fixed = [str(s) for s in ev.get("regressed") or []], [str(s) for s in ev.get("improved") or []]
+    # The finding scores the samples B broke (B's probability of the label); the fixed ones keep its order.
+    if broke:
+        groups.append(_changed_group(f"B broke {len(broke):,}: only A gets them right (lowest B p(label) first)",
+                                     broke, table, scores, "B p(label)", worst_first=True))
+    if fixed:
+        groups.append(_changed_group(f"B fixed {len(fixed):,}: only B gets them right", fixed, table, scores,
+                                     "B p(label)", worst_first=False))
+    section["groups"] = groups
+    section["evidence"] = [(k, v) for k, v in section["evidence"] if k not in ("regressed", "improved", "mcnemar")]
+
+
+def _leaked_test_metrics_extra(section: dict[str, Any], f: Finding, result: Result) -> None:
+    ev = f.evidence
+    split = str(ev.get("split", "test"))
+    for g, raw in zip(section["groups"], f.groups):
+        sources = int(raw.get("sources", g["size"] - 1))
+        trained = f"{sources:,} training sample{'' if sources == 1 else 's'}"
+        if raw.get("kind") == "group":
+            g["title"] = f"shares {raw.get('column')} = {raw.get('value')} with {trained}"
+        else:
+            g["title"] = f"{raw.get('kind', 'a')} copy of {trained}"
+        # Each tile has its split badge; the kind is in the title.
+        g["facts"] = [fact for fact in g["facts"] if fact != raw.get("kind")]
+        g["splits"] = []
+        # The finding lists at most a few sources per copy; the count says how many there are.
+        g["more"] = max(sources + 1 - len(g["members"]), 0)
+    metrics = ev.get("metrics")
+    if not isinstance(metrics, dict):
+        return
+    level = _level(ev.get("confidence", 0.95))
+    rows = []
+    # Metrics with CIs first: only they get a strip (a zoomed axis of two bare points would exaggerate the gap).
+    ordered = sorted(((k, m) for k, m in metrics.items() if isinstance(m, dict)),
+                     key=lambda km: not _has_ci(km[1].get("original") or {}))
+    for key, m in ordered:
+        before, after = m.get("original") or {}, m.get("deleaked") or {}
+        strip = None
+        if _has_ci(before) and _has_ci(after):
+            values = [before.get(k) for k in ("value", "low", "high")] + [after.get(k) for k in ("value", "low", "high")]
+            lo, hi = zoomed_range(values, **({} if key in _UNBOUNDED else {"floor": 0.0, "ceiling": 1.0}))
+            strip = interval_strip(after.get("value"), after.get("low"), after.get("high"), lo=lo, hi=hi,
+                                   ref=before.get("value"), ref_low=before.get("low"), ref_high=before.get("high"))
+        inflation, inflation_strip = _signed(m.get("inflation")), None
+        if key == "accuracy" and "accuracy_inflation" in ev:
+            gap = [ev.get("accuracy_inflation"), ev.get("accuracy_inflation_low"), ev.get("accuracy_inflation_high")]
+            inflation = _with_ci(*gap, _signed)
+            reach = symmetric_range(gap)
+            inflation_strip = interval_strip(*gap, lo=-reach, hi=reach, ref=0.0, width=110.0)
+        rows.append({"cells": [_cell(_metric_name(key) + (" (lower is better)" if key in _LOWER_IS_BETTER else "")),
+                               _cell(_with_ci(before.get("value"), before.get("low"), before.get("high")), num=True),
+                               _cell(_with_ci(after.get("value"), after.get("low"), after.get("high")), strip),
+                               _cell(inflation, inflation_strip)],
+                     "cls": "flagged" if key == "accuracy" else ""})
+    section["blocks"].append(_table_block(
+        f"Metrics on all {int(ev.get('n') or 0):,} {split} samples vs the {int(ev.get('clean') or 0):,} that copy no "
+        f"training sample ({level} bootstrap CIs)",
+        [("metric", False), ("original", True),
+         ("de-leaked with CI (band: original CI, |: original; axis zoomed per row)", False),
+         ("inflation = original \u2212 de-leaked", False)], rows, css="deleaked",
+        note=(f"The {int(ev.get('copies') or 0):,} copies are {_pct(ev.get('copies_accuracy'))} right. The accuracy "
+              f"inflation's CI resamples copies and clean samples apart (| = 0); the other inflations are plain "
+              f"differences.")))
+
+
 _EXTRAS = {
+    "model_comparison": _model_comparison_extra,
+    "leaked_test_metrics": _leaked_test_metrics_extra,
     "label_issues": _label_issues_extra,
     "confident_errors": _confident_errors_extra,
     "confused_pairs": _confused_pairs_extra,
