@@ -61,11 +61,17 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     """(x - median) / (1.4826 * MAD) per column, falling back to the standard deviation (or 1)
     where the MAD is 0, NaN replaced by 0 (the median), clipped to +-30."""
     v = np.asarray(values, dtype=np.float64)
-    med = np.nanmedian(v, axis=0)
-    mad = 1.4826 * np.nanmedian(np.abs(v - med), axis=0)
-    std = np.nanstd(v, axis=0)
-    scale = np.where(mad > 1e-12, mad, np.where(std > 1e-12, std, 1.0))
-    z = (v - med) / scale
+    z = np.zeros_like(v)
+    # A property never measured on these images (colour spread of grayscale digits) is all NaN: it
+    # stays 0 instead of going through nanmedian, which would warn about an all-NaN slice.
+    seen = ~np.isnan(v).all(axis=0)
+    if seen.any():
+        w = v[:, seen]
+        med = np.nanmedian(w, axis=0)
+        mad = 1.4826 * np.nanmedian(np.abs(w - med), axis=0)
+        std = np.nanstd(w, axis=0)
+        scale = np.where(mad > 1e-12, mad, np.where(std > 1e-12, std, 1.0))
+        z[:, seen] = (w - med) / scale
     return np.clip(np.nan_to_num(z, nan=0.0), -_Z_CLIP, _Z_CLIP)
 
 
