@@ -133,7 +133,7 @@ class LeakedTestMetrics(Check):
         else:
             message += f"only {clean.n} evaluated sample(s) are not copies, too few to measure anything without them"
         return [self.finding(issue="leaked_test_metrics", message=message,
-                             samples=[s for k in kinds.values() for s in k],
+                             samples=[str(s) for k in kinds.values() for s in k],
                              groups=self._groups(ctx, split, [s for k in kinds.values() for s in k], copies),
                              evidence=evidence, severity=severity)]
 
@@ -144,7 +144,7 @@ class LeakedTestMetrics(Check):
         groups = []
         for s in copied:
             c = copies[s]
-            members = [s, *c.sources[:MAX_SOURCES]]
+            members = [str(m) for m in (s, *c.sources[:MAX_SOURCES])]
             group = {"samples": members, "kind": c.kind, "splits": [split] + [TRAIN] * (len(members) - 1),
                      "labels": [None if pd.isna(label[m]) else label[m] for m in members], "sources": len(c.sources)}
             if c.kind == "group":
