@@ -266,18 +266,28 @@ def _match(views: np.ndarray | Callable[[np.ndarray], np.ndarray], whole: np.nda
 def _same_pixels(tiny: np.ndarray, whole: np.ndarray, i: np.ndarray, j: np.ndarray, exact: dict[str, float],
                  chunk: int = 65536) -> np.ndarray:
     """Thumbnails equal within decode noise (see the module docstring) for same-size pairs."""
-    out = np.empty(len(i), bool)
+    # A mean absolute difference is at least the mean absolute difference of 4x4 block means, so
+    # 16 numbers per image rule out most pairs before their 256 pixels are compared (on 10,000
+    # MNIST digits, all one size: 54,000 pairs in 0.50 s -> 0.04 s).
+    side = TINY_SIDE // 4
+    blocks = tiny.reshape(len(tiny), 4, side, 4, side).mean(axis=(2, 4)).reshape(len(tiny), 16)
+    out = np.zeros(len(i), bool)
     for start in range(0, len(i), chunk):
         a, b = i[start:start + chunk], j[start:start + chunk]
+        maybe = np.flatnonzero(np.abs(blocks[a] - blocks[b]).mean(axis=1) <= exact["max_mean_difference"] + 1e-3)
+        a, b = a[maybe], b[maybe]
         diff = tiny[a] - tiny[b]
         worst = np.abs(diff).max(axis=1)
+        pixels = ((np.abs(diff).mean(axis=1) <= exact["max_mean_difference"])
+                  & (worst <= exact["max_difference"])
+                  & (np.abs(diff.mean(axis=1)) <= exact["max_mean_shift"]))
         # Absolute tolerances alone would join any two near-black (or near-white) images: their
         # edges must agree too, unless the thumbnails are equal to within rounding.
-        edges_agree = (np.einsum("ij,ij->i", whole[a], whole[b]) >= exact["min_edge_similarity"]) | (worst <= 2)
-        out[start:start + chunk] = (edges_agree
-                                    & (np.abs(diff).mean(axis=1) <= exact["max_mean_difference"])
-                                    & (worst <= exact["max_difference"])
-                                    & (np.abs(diff.mean(axis=1)) <= exact["max_mean_shift"]))
+        edges = worst[pixels] <= 2
+        edges[~edges] = (np.einsum("ij,ij->i", whole[a[pixels][~edges]], whole[b[pixels][~edges]])
+                         >= exact["min_edge_similarity"])
+        pixels[pixels] = edges
+        out[start + maybe] = pixels
     return out
 
 
