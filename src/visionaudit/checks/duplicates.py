@@ -124,6 +124,7 @@ def _edge_views(gray: np.ndarray, resample: list[tuple[np.ndarray, ...]], n_wind
     """(len(gray), n_windows, dim) unit edge vectors, laid out as
     :func:`~visionaudit.features.embedders.structure_vectors` lays them out (x differences, then y)."""
     c, e = len(gray), _VIEW - 1
+    gray = gray.astype(np.float32, copy=False)
     out = np.empty((c, n_windows, 2, e * e), np.float32)
     for cols, rows_x, rows_y, ks in resample:
         both = gray @ cols
@@ -141,14 +142,13 @@ def view_vectors(thumbs: np.ndarray, windows: list[tuple[float, float, float, fl
     fractions) of each (n, 32, 32) thumbnail, resampled to 16x16 by area averaging (the same values
     as :func:`~visionaudit.features.embedders.structure_vectors` of the resampled views); ``chunk``
     thumbnails at a time, so that the intermediate arrays stay in the CPU cache."""
-    gray = thumbs if thumbs.dtype == np.float32 else thumbs.astype(np.float32)
     resample = _edge_resamplers(windows)
-    out = np.empty((len(gray), len(windows), 2 * (_VIEW - 1) ** 2), np.float32)
+    out = np.empty((len(thumbs), len(windows), 2 * (_VIEW - 1) ** 2), np.float32)
 
     def fill(start: int) -> None:
-        out[start:start + chunk] = _edge_views(gray[start:start + chunk], resample, len(windows))
+        out[start:start + chunk] = _edge_views(thumbs[start:start + chunk], resample, len(windows))
 
-    in_threads(fill, range(0, len(gray), chunk))
+    in_threads(fill, range(0, len(thumbs), chunk))
     return out
 
 
@@ -324,7 +324,8 @@ def _needed(sim: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, near: dict[st
 def _build_index(ctx: Context, exact: dict[str, float], near: dict[str, float]) -> DuplicateIndex:
     rows = ctx.features[ctx.valid.to_numpy()]
     n = len(rows)
-    thumbs = (thumb_matrix(rows["thumb"].tolist()) if n else np.zeros((0, THUMB_SIDE, THUMB_SIDE))).astype(np.float32)
+    # Thumbnails stay 8-bit (a quarter of the memory) and become floats a batch at a time.
+    thumbs = thumb_matrix(rows["thumb"].tolist()) if n else np.zeros((0, THUMB_SIDE, THUMB_SIDE), np.uint8)
     views = view_vectors(thumbs, QUERY_WINDOWS)
     # The candidates do not depend on the thresholds: one search serves every setting of a run.
     pairs = (ctx.memo("duplicates.candidates", lambda: _candidate_pairs(rows, views)) if n > 1
