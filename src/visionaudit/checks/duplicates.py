@@ -137,7 +137,7 @@ def _edge_views(gray: np.ndarray, resample: list[tuple[np.ndarray, ...]], n_wind
 
 
 def view_vectors(thumbs: np.ndarray, windows: list[tuple[float, float, float, float]],
-                 chunk: int = 32) -> np.ndarray:
+                 chunk: int = 128) -> np.ndarray:
     """(n, len(windows), dim) structure vectors of each ``window`` (top, bottom, left, right crop
     fractions) of each (n, 32, 32) thumbnail, resampled to 16x16 by area averaging (the same values
     as :func:`~visionaudit.features.embedders.structure_vectors` of the resampled views); ``chunk``
@@ -198,7 +198,7 @@ def duplicate_index(ctx: Context, exact: dict[str, float] | None = None,
     return ctx.memo(key, build)
 
 
-def _candidate_pairs(rows: pd.DataFrame, views: np.ndarray) -> np.ndarray:
+def _candidate_pairs(rows: pd.DataFrame, thumbs: np.ndarray, whole: np.ndarray) -> np.ndarray:
     n = len(rows)
     phashes = rows["phash"].to_numpy(np.int64)
     banded = hash_band_pairs(phashes, bands=PHASH_BANDS, max_bucket=MAX_BUCKET)
@@ -209,26 +209,31 @@ def _candidate_pairs(rows: pd.DataFrame, views: np.ndarray) -> np.ndarray:
     found.append(np.stack([order[:-1][same], order[1:][same]], axis=1))
     if n > 1:
         # Principal components of the whole views: the search needs rank order, not exact values.
-        full = views[:, 0]
-        sample = full[np.random.default_rng(0).permutation(n)[:4096]]
+        sample = whole[np.random.default_rng(0).permutation(n)[:4096]]
         centred = sample - sample.mean(0)
         _, vectors = np.linalg.eigh(centred.T @ centred)
         basis = vectors[:, ::-1][:, :SEARCH_DIMS]
-        index = full @ basis
+        index = whole @ basis
         # Queries image by image (all views of an image in a row): the pairs are the same in any order.
-        queries = views.reshape(-1, views.shape[2]) @ basis
+        # Views are made and projected a chunk at a time, never all kept (10,000 images: 126 MB).
+        queries = np.empty((n, len(QUERY_WINDOWS), basis.shape[1]), np.float32)
+
+        def project(start: int) -> None:
+            queries[start:start + 512] = view_vectors(thumbs[start:start + 512], QUERY_WINDOWS) @ basis
+
+        in_threads(project, range(0, n, 512))
+        queries = queries.reshape(-1, basis.shape[1])
         nb = knn(index, min(CANDIDATE_NEIGHBOURS, n), queries=queries, metric="cosine",
                  method="exact" if len(queries) * n <= EXACT_SEARCH else "auto")
-        found.append(knn_pairs(nb, np.repeat(np.arange(n), views.shape[1])))
+        found.append(knn_pairs(nb, np.repeat(np.arange(n), len(QUERY_WINDOWS))))
     return unique_pairs(np.concatenate(found), n)
 
 
-def _match(views: np.ndarray | Callable[[np.ndarray], np.ndarray], whole: np.ndarray, i: np.ndarray,
-           j: np.ndarray, block: int = 4096, max_images: int | None = None) -> np.ndarray:
+def _match(views_of: Callable[[np.ndarray], np.ndarray], whole: np.ndarray, i: np.ndarray, j: np.ndarray,
+           block: int = 4096, max_images: int | None = None) -> np.ndarray:
     """max over views v of max(v(i) . whole(j), whole(i) . v(j)) for the pairs (i, j), where
-    ``views`` is (n, views, dim), or a function giving the (len(rows), views, dim) views of some
-    image rows when they are needed (at most ``max_images`` rows at a time), and ``whole`` (n, dim)
-    holds the whole images' vectors.
+    ``views_of(rows)`` gives the (len(rows), views, dim) views of some image rows when they are
+    needed (at most ``max_images`` rows at a time) and ``whole`` (n, dim) the whole images' vectors.
 
     Each image's views meet the whole views of all its partners in one matrix product, so a
     partner's row is gathered once per direction rather than once per view: on 96,000 candidate
@@ -237,7 +242,6 @@ def _match(views: np.ndarray | Callable[[np.ndarray], np.ndarray], whole: np.nda
     rows at a time, so that padding to the widest in a batch wastes little.
     """
     n = len(whole)
-    views_of = views if callable(views) else views.__getitem__
     source, target = np.concatenate([i, j]), np.concatenate([j, i])
     order = np.argsort(source, kind="stable")
     target = target[order]
@@ -326,9 +330,9 @@ def _build_index(ctx: Context, exact: dict[str, float], near: dict[str, float]) 
     n = len(rows)
     # Thumbnails stay 8-bit (a quarter of the memory) and become floats a batch at a time.
     thumbs = thumb_matrix(rows["thumb"].tolist()) if n else np.zeros((0, THUMB_SIDE, THUMB_SIDE), np.uint8)
-    views = view_vectors(thumbs, QUERY_WINDOWS)
+    whole = view_vectors(thumbs, QUERY_WINDOWS[:1])[:, 0]
     # The candidates do not depend on the thresholds: one search serves every setting of a run.
-    pairs = (ctx.memo("duplicates.candidates", lambda: _candidate_pairs(rows, views)) if n > 1
+    pairs = (ctx.memo("duplicates.candidates", lambda: _candidate_pairs(rows, thumbs, whole)) if n > 1
              else np.empty((0, 2), np.int64))
     i, j = pairs[:, 0], pairs[:, 1]
 
@@ -338,18 +342,21 @@ def _build_index(ctx: Context, exact: dict[str, float], near: dict[str, float]) 
     level = tiny.mean(axis=1)
     maybe = np.flatnonzero(~is_exact & (width[i] == width[j]) & (height[i] == height[j])
                            & (np.abs(level[i] - level[j]) <= exact["max_mean_shift"]))
-    is_exact[maybe] = _same_pixels(tiny, views[:, 0], i[maybe], j[maybe], exact)
+    is_exact[maybe] = _same_pixels(tiny, whole, i[maybe], j[maybe], exact)
     exact_pairs = pairs[is_exact]
 
     # Near: similarity over the query views first, the full window search only where it can matter.
-    sim = _match(views, views[:, 0], i, j)
+    # Views are made for a batch of images when it is matched (as for the candidates: 0.25 s of CPU
+    # for 10,000 images, against 126 MB to keep them).
+    query = _edge_resamplers(QUERY_WINDOWS)
+    sim = _match(lambda batch: _edge_views(thumbs[batch], query, len(QUERY_WINDOWS)), whole, i, j, max_images=512)
     refine = (~is_exact) & (sim >= near["similarity"] - REFINE_MARGIN)
     if refine.any():
         # Each image's views of every window are made when its batch is matched, and dropped after:
         # on 10,000 MNIST digits (54,000 pairs among 8,012 digits refined) a few MB at a time
         # instead of 700 MB of views, and each view made once.
         resample = _edge_resamplers(WINDOWS[1:])
-        refined = _match(lambda batch: _edge_views(thumbs[batch], resample, len(WINDOWS) - 1), views[:, 0],
+        refined = _match(lambda batch: _edge_views(thumbs[batch], resample, len(WINDOWS) - 1), whole,
                          i[refine], j[refine], max_images=REFINE_IMAGES)
         sim[refine] = np.maximum(sim[refine], refined)
     sim = np.clip(sim, 0.0, 1.0)
