@@ -125,12 +125,12 @@ def _balanced_accuracy(k: int):
 
 
 def _f1_macro(k: int):
-    # zero_division=0 over all k classes, as ClassificationReport.f1_macro.
+    # zero_division=0 over the classes present or predicted in each resample, as ClassificationReport.f1_macro.
     def metric(y: np.ndarray, pred: np.ndarray, correct: np.ndarray) -> np.ndarray:
         denom = _per_class(y, k) + _per_class(pred, k)
         tp = _per_class(y, k, correct)
         f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-        return f1.mean(axis=1)
+        return f1.sum(axis=1) / (denom > 0).sum(axis=1)
     return metric
 
 
