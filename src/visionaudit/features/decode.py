@@ -201,14 +201,7 @@ def measure_bytes(data: bytes, ext_format: str | None = None, max_pixels: int = 
     if factor > 1:
         im = im.reduce(factor)
     gray_im = im.convert("L") if im.mode == "RGB" else im
-    stats = properties.histogram_stats(gray_im.histogram())
-    stats["sharpness"] = properties.sharpness(_pixels(gray_im), (stats["contrast"] * 255.0) ** 2)
-    stats["channel_spread"], stats["noise"] = 0.0, np.nan
-    if im.mode == "RGB":
-        chroma = properties.chroma_planes(_pixels(im))
-        stats["channel_spread"] = properties.channel_spread(chroma)
-        if stats["channel_spread"] > 0:
-            stats["noise"] = properties.colour_noise(chroma)
+    stats = properties.pixel_stats(_pixels(gray_im), _pixels(im) if im.mode == "RGB" else None)
     small = gray_im.resize((hashing.THUMB_SIDE, hashing.THUMB_SIDE), Image.Resampling.BOX)
     thumb = hashing.thumb(small)
     # float64: the hash bases' type, no cast per product; from the thumbnail's bytes, not a second copy.
