@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import coco_images, mnist_arrays
-from visionaudit.features import decode, properties
+from visionaudit.features import decode, hashing, properties
 
 needs_kernel = pytest.mark.skipif(properties._kernel is None, reason="C extension not built (no compiler?)")
 
@@ -46,6 +46,7 @@ def _edge_cases() -> dict[str, bytes]:
         "odd_7x9": Image.fromarray(noise[:7, :9]),
         "noise_150x170": Image.fromarray(noise),                 # the noise window is cropped (> 128)
         "wide_300x40": Image.fromarray(rng.integers(0, 256, (40, 300, 3), dtype=np.uint8)),
+        "tall_40x300": Image.fromarray(rng.integers(0, 256, (300, 40, 3), dtype=np.uint8)),   # Pillow's thumbnail
         "step_gray": Image.fromarray(step),
         "gray_as_rgb": Image.fromarray(np.repeat(noise[..., :1], 3, axis=2)),   # spread 0: no noise value
         "rgba": Image.fromarray(np.dstack([noise, noise[..., 0]]), "RGBA"),
@@ -99,7 +100,7 @@ def test_kernel_equals_numpy_on_coco128_and_edge_cases(monkeypatch: pytest.Monke
         assert ref["error_kind"] is None, name
         worst = max(worst, _assert_rows_equal(fast, ref, name))
         colour_noise_values += not math.isnan(ref["noise"])
-    assert len(inputs) == len(files) + 21
+    assert len(inputs) == len(files) + 22
     # The comparison covered the colour branch: all colour COCO photos and the colour edge cases.
     assert colour_noise_values > 200
     assert worst <= 1e-9
@@ -115,6 +116,42 @@ def test_kernel_equals_numpy_on_mnist_digits(monkeypatch: pytest.MonkeyPatch) ->
             m.setattr(properties, "_kernel", None)
             ref = properties.pixel_stats(gray)
         _assert_rows_equal(fast, ref, f"digit {i}")
+
+
+@needs_kernel
+def test_thumbnail_prints_equal_on_mnist_and_random_thumbnails(monkeypatch: pytest.MonkeyPatch) -> None:
+    digits, _ = mnist_arrays(1000)
+    rng = np.random.default_rng(3)
+    thumbs = [Image.fromarray(d).resize((32, 32), Image.Resampling.BOX).tobytes() for d in digits]
+    thumbs += [rng.integers(0, 256, 1024, dtype=np.uint8).tobytes() for _ in range(200)]
+    thumbs += [bytes(1024), bytes([255]) * 1024, bytes(range(32)) * 32]
+    fast = [hashing.dhash_and_tiny(t) for t in thumbs]
+    monkeypatch.setattr(properties, "_kernel", None)
+    assert fast == [hashing.dhash_and_tiny(t) for t in thumbs]
+    assert len({d for d, _ in fast}) > 900     # the bits vary: a constant hash would also "agree"
+
+
+@needs_kernel
+def test_luminance_equals_pillow_on_every_colour() -> None:
+    v = np.arange(1 << 24, dtype=np.uint32)
+    rgb = np.stack([v >> 16, (v >> 8) & 255, v & 255], axis=-1).astype(np.uint8).reshape(4096, 4096, 3)
+    assert properties._kernel.luminance(rgb) == Image.fromarray(rgb).convert("L").tobytes()
+
+
+@needs_kernel
+def test_box_thumbnail_equals_pillow_on_every_size_up_to_160() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [(h, w) for h in range(1, 161) for w in range(h, 161)] + [(200, 300), (500, 4000), (1, 5000), (1024, 1024)]
+    for h, w in sizes:
+        gray = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        want = Image.fromarray(gray).resize((32, 32), Image.Resampling.BOX).tobytes()
+        assert properties._kernel.box_thumb(gray) == want, (h, w)
+    # Taller than wide: Pillow may run its passes the other way round, so the kernel refuses and
+    # hashing.thumbnail asks Pillow.
+    tall = rng.integers(0, 256, (300, 40), dtype=np.uint8)
+    with pytest.raises(ValueError, match="h <= w"):
+        properties._kernel.box_thumb(tall)
+    assert hashing.thumbnail(tall) == Image.fromarray(tall).resize((32, 32), Image.Resampling.BOX).tobytes()
 
 
 @pytest.mark.parametrize("use_kernel", [True, False])

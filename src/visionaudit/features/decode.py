@@ -105,6 +105,20 @@ def _pixels(im: Image.Image) -> np.ndarray:
     return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(shape)
 
 
+def _gray_and_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (h, w) gray pixels of an 8-bit 'L' or 'RGB' image, and its (h, w, 3) pixels if it is RGB.
+
+    The compiled kernel converts RGB to gray as Pillow's convert("L") does (same bytes), saving that
+    call and a second tobytes (~20 us of ~420 per 128 px image).
+    """
+    if im.mode != "RGB":
+        return _pixels(im), None
+    rgb = _pixels(im)
+    if properties._kernel is not None:
+        return np.frombuffer(properties._kernel.luminance(rgb), dtype=np.uint8).reshape(rgb.shape[:2]), rgb
+    return _pixels(im.convert("L")), rgb
+
+
 def draft_size(width: int, height: int, work_size: int = WORK_SIZE) -> tuple[int, int]:
     """The size to ask JPEG draft mode for: long side ``work_size``, the image's aspect kept.
 
@@ -200,14 +214,13 @@ def measure_bytes(data: bytes, ext_format: str | None = None, max_pixels: int = 
     im = _to_rgb_or_l(im)  # first: Image.reduce rejects palette and 16-bit modes
     if factor > 1:
         im = im.reduce(factor)
-    gray_im = im.convert("L") if im.mode == "RGB" else im
-    stats = properties.pixel_stats(_pixels(gray_im), _pixels(im) if im.mode == "RGB" else None)
-    small = gray_im.resize((hashing.THUMB_SIDE, hashing.THUMB_SIDE), Image.Resampling.BOX)
-    thumb = hashing.thumb(small)
+    gray, rgb = _gray_and_rgb(im)
+    stats = properties.pixel_stats(gray, rgb)
+    thumb = hashing.thumbnail(gray)
     # float64: the hash bases' type, no cast per product; from the thumbnail's bytes, not a second copy.
     g32 = np.frombuffer(thumb, dtype=np.uint8).reshape(hashing.THUMB_SIDE, hashing.THUMB_SIDE).astype(np.float64)
-    return _row(**header, **stats, phash=hashing.phash(g32), dhash=hashing.dhash(g32), tiny=hashing.tiny(small),
-                thumb=thumb)
+    dhash, tiny = hashing.dhash_and_tiny(thumb)
+    return _row(**header, **stats, phash=hashing.phash(g32), dhash=dhash, tiny=tiny, thumb=thumb)
 
 
 def open_for_display(path: str, size: int, exif_transpose: bool = False) -> Image.Image | None:
