@@ -180,6 +180,7 @@ def run_per_image(images_dir: str, workers: int, **_) -> dict:
     from PIL import Image
 
     from make_bench_data import COCO_DIR
+    from visionaudit.features import properties
     from visionaudit.features.decode import WORK_SIZE, draft_size, measure_bytes
 
     def plain(data: bytes) -> None:
@@ -198,7 +199,7 @@ def run_per_image(images_dir: str, workers: int, **_) -> dict:
                 for d in datas:
                     fn(d)
                 best[label] = min(best[label], (time.process_time() - t) / len(datas))
-        out[name] = {"n": len(datas), **best}
+        out[name] = {"n": len(datas), **best, "kernel": properties._kernel is not None}
     return {"n": 0, "flagged": {}, "extra": out}
 
 
@@ -421,7 +422,8 @@ def main() -> None:
         per = measure("per_image", images_dir, workers, cache_dir, args.phash_threshold)["extra"]
         for name, r in per.items():
             print(f"per image, one process, {name} ({r['n']}): plain decode {r['plain'] * 1e6:.0f} us, "
-                  f"visionaudit measure {r['visionaudit'] * 1e6:.0f} us = {r['visionaudit'] / r['plain']:.2f}x")
+                  f"visionaudit measure {r['visionaudit'] * 1e6:.0f} us = {r['visionaudit'] / r['plain']:.2f}x"
+                  f" ({'C kernel' if r['kernel'] else 'numpy path: C kernel not built or VISIONAUDIT_NO_EXTENSION set'})")
 
 
 if __name__ == "__main__":

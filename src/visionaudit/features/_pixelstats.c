@@ -347,22 +347,41 @@ static int box_coeffs(Py_ssize_t in_size, int out_size, int **bounds_out, int32_
     return ksize;
 }
 
-/* One pass of Resample.c's ImagingResampleHorizontal_8bpc / ImagingResampleVertical_8bpc: `lines`
- * lines of `in`, each read at `step` between its pixels and `stride` between lines, resampled to
- * `out` pixels written at `ostep` apart and `ostride` between lines. */
-static void resample_pass(const uint8_t *in, Py_ssize_t lines, Py_ssize_t stride, Py_ssize_t step,
-                          uint8_t *dst, Py_ssize_t ostride, Py_ssize_t ostep, int out, const int *bounds,
-                          const int32_t *kk, int ksize)
+#define THUMB_SIDE 32
+
+/* Resample.c ImagingResampleHorizontal_8bpc: each of `rows` rows of `in` (w wide) to THUMB_SIDE pixels. */
+MULTIVERSION static void resample_rows(const uint8_t *in, Py_ssize_t rows, Py_ssize_t w, uint8_t *out,
+                                       const int *bounds, const int32_t *kk, int ksize)
 {
-    for (Py_ssize_t l = 0; l < lines; l++)
-        for (int o = 0; o < out; o++) {
-            const uint8_t *src = in + l * stride + bounds[2 * o] * step;
-            const int32_t *k = kk + o * ksize;
+    for (Py_ssize_t y = 0; y < rows; y++)
+        for (int xx = 0; xx < THUMB_SIDE; xx++) {
+            const uint8_t *src = in + y * w + bounds[2 * xx];
+            const int32_t *k = kk + xx * ksize;
             int32_t ss0 = 1 << (PRECISION_BITS - 1);
-            for (int i = 0; i < bounds[2 * o + 1]; i++)
-                ss0 += src[i * step] * k[i];
-            dst[l * ostride + o * ostep] = clip8(ss0);
+            for (int i = 0; i < bounds[2 * xx + 1]; i++)
+                ss0 += src[i] * k[i];
+            out[y * THUMB_SIDE + xx] = clip8(ss0);
         }
+}
+
+/* Resample.c ImagingResampleVertical_8bpc on THUMB_SIDE-wide rows: each output row a weighted sum of
+ * input rows, accumulated a whole row at a time (vectorises; integer sums, so the order is free). */
+MULTIVERSION static void resample_columns(const uint8_t *in, uint8_t *out, const int *bounds, const int32_t *kk,
+                                          int ksize)
+{
+    for (int yy = 0; yy < THUMB_SIDE; yy++) {
+        int32_t acc[THUMB_SIDE];
+        const int32_t *k = kk + yy * ksize;
+        for (int xx = 0; xx < THUMB_SIDE; xx++)
+            acc[xx] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < bounds[2 * yy + 1]; y++) {
+            const uint8_t *src = in + (bounds[2 * yy] + y) * THUMB_SIDE;
+            for (int xx = 0; xx < THUMB_SIDE; xx++)
+                acc[xx] += src[xx] * k[y];
+        }
+        for (int xx = 0; xx < THUMB_SIDE; xx++)
+            out[yy * THUMB_SIDE + xx] = clip8(acc[xx]);
+    }
 }
 
 /* Image.resize((32, 32), Image.Resampling.BOX) of an 'L' image given as its (h, w) uint8 array, h <= w:
@@ -373,7 +392,7 @@ static void resample_pass(const uint8_t *in, Py_ssize_t lines, Py_ssize_t stride
  * with Pillow (tests compare with Pillow on every h <= w up to 160). */
 static PyObject *box_thumb(PyObject *self, PyObject *arg)
 {
-    enum { SIDE = 32 };
+    enum { SIDE = THUMB_SIDE };
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return NULL;
@@ -396,8 +415,8 @@ static PyObject *box_thumb(PyObject *self, PyObject *arg)
         goto done;
     }
     uint8_t out[SIDE * SIDE];
-    resample_pass(b.buf, h, w, 1, tmp, SIDE, 1, SIDE, hb, hk, hks);     /* rows: h x SIDE */
-    resample_pass(tmp, SIDE, 1, SIDE, out, 1, SIDE, SIDE, vb, vk, vks);  /* columns: SIDE x SIDE */
+    resample_rows(b.buf, h, w, tmp, hb, hk, hks);   /* h x SIDE */
+    resample_columns(tmp, out, vb, vk, vks);        /* SIDE x SIDE */
     result = PyBytes_FromStringAndSize((const char *)out, sizeof(out));
 done:
     free(hb), free(hk), free(vb), free(vk), free(tmp);
