@@ -262,14 +262,16 @@ def test_resampled_roc_auc_equals_ranking_each_resample():
 
     _, labels = mnist_arrays(300)
     rng = np.random.default_rng(3)
-    # Scores rounded to 2 decimals: many ties, which the sort-once shortcut must count as halves.
-    probs = np.round(rng.dirichlet(np.ones(10), len(labels)), 2)
+    raw = rng.dirichlet(np.ones(10), len(labels))
     y = labels.astype(int)
-    fast = bootstrap_ci(_roc_auc_macro(y, probs), np.arange(len(y)), vectorized=True, n_resamples=200, seed=5)
-    slow = bootstrap_ci(lambda yy, pp: np.nanmean(roc_auc_ovr(yy, pp)), y, probs, n_resamples=200, seed=5)
-    assert fast.estimate == pytest.approx(slow.estimate, abs=1e-12)
-    assert (fast.low, fast.high, fast.standard_error) == pytest.approx((slow.low, slow.high, slow.standard_error),
-                                                                      abs=1e-12)
+    # Scores rounded to 2 decimals: many ties, which the sort-once shortcut must count as halves; and
+    # the raw floats: no ties, which take the path without tie groups.
+    for probs in (np.round(raw, 2), raw):
+        fast = bootstrap_ci(_roc_auc_macro(y, probs), np.arange(len(y)), vectorized=True, n_resamples=200, seed=5)
+        slow = bootstrap_ci(lambda yy, pp: np.nanmean(roc_auc_ovr(yy, pp)), y, probs, n_resamples=200, seed=5)
+        assert fast.estimate == pytest.approx(slow.estimate, abs=1e-12)
+        assert (fast.low, fast.high, fast.standard_error) == pytest.approx(
+            (slow.low, slow.high, slow.standard_error), abs=1e-12)
 
 
 def _tempered(probs: np.ndarray, temperature: float) -> np.ndarray:

@@ -154,11 +154,18 @@ def _roc_auc_macro(y: np.ndarray, P: np.ndarray):
             w = weight[:, order[:, c]]
             pos = w * positive[:, c]
             neg = w - pos
-            neg_tied = np.add.reduceat(neg, starts[c], axis=1)
-            pos_tied = np.add.reduceat(pos, starts[c], axis=1)
-            below = np.cumsum(neg_tied, axis=1) - neg_tied
+            if len(starts[c]) == n:
+                # No tied scores (the usual case with float probabilities): every group is one sample,
+                # and skipping the two reduceat passes halves the time (same values).
+                below = np.cumsum(neg, axis=1)
+                below -= neg
+                wins = (pos * below).sum(axis=1)
+            else:
+                neg_tied = np.add.reduceat(neg, starts[c], axis=1)
+                pos_tied = np.add.reduceat(pos, starts[c], axis=1)
+                below = np.cumsum(neg_tied, axis=1) - neg_tied
+                wins = (pos_tied * (below + 0.5 * neg_tied)).sum(axis=1)
             pairs = pos.sum(axis=1) * neg.sum(axis=1)
-            wins = (pos_tied * (below + 0.5 * neg_tied)).sum(axis=1)
             np.divide(wins, pairs, out=auc[:, c], where=pairs > 0)
         defined = np.isfinite(auc)
         return np.where(defined, auc, 0.0).sum(axis=1) / defined.sum(axis=1)
