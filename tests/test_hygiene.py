@@ -1,7 +1,7 @@
 """Evaluation hygiene on real COCO128 photos: test copies of training images, and the de-leaked metrics.
 
 Train: the 128 COCO128 train2017 photos; test: the first 60 val2017 photos plus 6 planted copies of
-training photos (a byte copy, a PNG re-save and a JPEG q70 re-encode: exact; a 0.75x resize, a 10%
+training photos (a byte copy, a PNG re-save and a JPEG q100 re-encode: exact; a 0.75x resize, a 10%
 centre crop and a 1.3x brightening: near), one copy of a test photo inside test (not a leak) and one
 copy of a training photo inside train (not a leak). Labels are real: ``person`` when the photo's YOLO
 boxes include a person, ``vehicle`` when they include a bicycle..boat, else ``other``. The model is
@@ -30,7 +30,7 @@ from visionaudit.suites import SUITES
 
 LABELS = COCO128.parent / "object_detection" / "labels"
 CLASSES = ["other", "person", "vehicle"]
-EXACT = {"copy": 0, "png": 1, "q70": 2}          # variant -> index of the training photo it copies
+EXACT = {"copy": 0, "png": 1, "q100": 2}          # variant -> index of the training photo it copies
 NEAR = {"r75": 3, "c10": 4, "b13": 5}
 SHARED_SCENE = {0: 20, 1: 21, 2: 22, 3: 23}      # test photo -> training photo whose scene it shares
 N_TEST = 60

@@ -193,14 +193,14 @@ def test_user_files_untouched(noisy_mnist, judged):
 #: original, label the copy is filed under, edit). a: the copy has a prediction; b: only the original
 #: has one; c: three copies without predictions, majority 6; d: two copies without predictions, a tie;
 #: e: only the original has a prediction, and the model gets it wrong (a 4 it calls something else).
-PLANTS = [("a", 2, "7", "r56"), ("b", 3, "8", "q75"), ("c", 6, "6", "q75"), ("c", 6, "0", "q95"), ("d", 9, "4", "q95"),
+PLANTS = [("a", 2, "7", "r56"), ("b", 3, "8", "q95"), ("c", 6, "6", "q90"), ("c", 6, "0", "q95"), ("d", 9, "4", "q95"),
           ("e", 4, "7", "q95")]
 
 
 def _edited(image: np.ndarray, edit: str, dest: Path) -> None:
     if edit == "r56":  # enlarged 2x: a near duplicate
         Image.fromarray(image).resize((56, 56), Image.Resampling.BICUBIC).save(dest.with_suffix(".png"))
-    else:              # re-encoded as JPEG at the same size: an exact duplicate (decode noise only)
+    else:              # re-encoded as JPEG at q90+ at the same size: an exact duplicate (decode noise only)
         Image.fromarray(image).save(dest.with_suffix(".jpg"), "JPEG", quality=int(edit[1:]))
 
 

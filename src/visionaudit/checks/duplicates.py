@@ -17,7 +17,10 @@ run by :func:`duplicate_index` from fingerprints the decode pass already made (`
    are decoded at reduced size in DCT draft mode and PNGs by pixel averaging; distinct same-size
    photos are 25+ apart on average, and distinct MNIST digits that are close on average (thin '1's)
    differ by 53+ at some pixel. Re-encoding at the same size with JPEG quality >= 30 stays within
-   0.6 on average, so such files are exact duplicates too: the same pixels up to compression noise.
+   0.6 on average, so pixels alone cannot tell a lossless re-save from a lossy re-encode; the files'
+   JPEG qualities can (lossless formats count as 100): a pair further apart than ``max_quality_gap``
+   (10) is a re-encode that lost detail, near and not exact (a q70 copy of a q96 photo), while a
+   PNG or q100 re-save of a q90+ JPEG stays exact.
    A brightness change of 5% shifts the mean by 1.7 to 11 levels, and is near, not exact, unless
    the image is very dark; changes under about 2% count as exact. Those tolerances would also join
    any two near-black or near-white images, so the edges must agree as well: structural similarity
@@ -85,7 +88,7 @@ _VIEW = TINY_SIDE
 
 NEAR_DEFAULTS = {"similarity": 0.90, "contrast": 0.33}
 EXACT_DEFAULTS = {"max_mean_difference": 6.0, "max_difference": 40.0, "max_mean_shift": 2.0,
-                  "min_edge_similarity": 0.9}
+                  "min_edge_similarity": 0.9, "max_quality_gap": 10.0}
 
 
 def _area_matrix(lo: float, hi: float, n_in: int = THUMB_SIDE, n_out: int = _VIEW) -> np.ndarray:
@@ -340,8 +343,13 @@ def _build_index(ctx: Context, exact: dict[str, float], near: dict[str, float]) 
     is_exact = rows["content_hash"].to_numpy()[i] == rows["content_hash"].to_numpy()[j]
     tiny = tiny_matrix(rows["tiny"].tolist()).astype(np.float32) if n else np.zeros((0, TINY_SIDE ** 2), np.float32)
     level = tiny.mean(axis=1)
+    # A lossy re-encode is a near duplicate, not the same pixels: files stored at JPEG qualities
+    # further apart than ``max_quality_gap`` (lossless formats count as 100) never pass as exact.
+    quality = np.where(rows["format"].to_numpy() == "JPEG",
+                       pd.to_numeric(rows["jpeg_quality"], errors="coerce").fillna(100.0).to_numpy(float), 100.0)
     maybe = np.flatnonzero(~is_exact & (width[i] == width[j]) & (height[i] == height[j])
-                           & (np.abs(level[i] - level[j]) <= exact["max_mean_shift"]))
+                           & (np.abs(level[i] - level[j]) <= exact["max_mean_shift"])
+                           & (np.abs(quality[i] - quality[j]) <= exact["max_quality_gap"]))
     is_exact[maybe] = _same_pixels(tiny, whole, i[maybe], j[maybe], exact)
     exact_pairs = pairs[is_exact]
 
