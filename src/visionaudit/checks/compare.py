@@ -36,8 +36,7 @@ from .evaluation import (
     LABELS,
     _f1_macro,
     _mean,
-    evaluated,
-    evaluation_split,
+    evaluation_data,
 )
 
 #: Metrics compared, with whether higher is better.
@@ -125,11 +124,10 @@ class ModelComparison(Check):
         other = comparison_predictions(ctx)
         if other is None:
             return []
-        data = evaluated(ctx)
-        split = evaluation_split(data)
-        if split is None:
+        d = evaluation_data(ctx)
+        if d is None:
             return []
-        d = data[split]
+        split = d.split
         position = pd.Index(ctx.dataset.samples["sample_id"].astype(str)).get_indexer(d.ids.astype(str))
         both = other.has[position]
         name_a, name_b = _name(ctx.predictions.source, "A"), _name(other.source, "B")

@@ -24,13 +24,7 @@ from ..context import Context
 from ..findings import Finding, Severity
 from ..metrics.classification import confusion_matrix
 from .base import Check
-from .evaluation import SplitData, evaluated, evaluation_split
-
-
-def _evaluation_data(ctx: Context) -> SplitData | None:
-    data = evaluated(ctx)
-    name = evaluation_split(data)
-    return None if name is None else data[name]
+from .evaluation import evaluation_data
 
 
 class ConfusedPairs(Check):
@@ -57,7 +51,7 @@ class ConfusedPairs(Check):
            "apart either.")
 
     def run(self, ctx: Context) -> list[Finding]:
-        d = _evaluation_data(ctx)
+        d = evaluation_data(ctx)
         if d is None:
             return []
         pred = d.P.argmax(axis=1)
@@ -129,7 +123,7 @@ class ConfidentErrors(Check):
            "images, and for true model mistakes add similar training images or calibrate the model.")
 
     def run(self, ctx: Context) -> list[Finding]:
-        d = _evaluation_data(ctx)
+        d = evaluation_data(ctx)
         if d is None:
             return []
         pred = d.P.argmax(axis=1)

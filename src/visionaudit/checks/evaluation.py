@@ -100,6 +100,13 @@ def evaluation_split(data: dict[str, SplitData]) -> str | None:
     return None
 
 
+def evaluation_data(ctx: Context) -> SplitData | None:
+    """The evaluated samples of :func:`evaluation_split` (its name is ``.split``), or None."""
+    data = evaluated(ctx)
+    name = evaluation_split(data)
+    return None if name is None else data[name]
+
+
 # Metrics of many resamples at once: each receives arrays with a leading resample axis (b, n).
 
 def _per_class(labels: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -397,11 +404,10 @@ class SmallTestSet(Check):
            "interval and decide only on differences larger than it.")
 
     def run(self, ctx: Context) -> list[Finding]:
-        data = evaluated(ctx)
-        name = evaluation_split(data)
-        if name is None:
+        d = evaluation_data(ctx)
+        if d is None:
             return []
-        d = data[name]
+        name = d.split
         accuracy = float(d.correct.mean())
         width, level = float(self.params["max_ci_halfwidth"]), float(self.params["confidence"])
         # Near 0 or 100% accuracy the normal approximation claims a CI of width ~0; the exact one-sided bound
@@ -432,11 +438,10 @@ class Calibration(Check):
            "re-check on the test split. Over-confidence often also signals overfitting.")
 
     def run(self, ctx: Context) -> list[Finding]:
-        data = evaluated(ctx)
-        name = evaluation_split(data)
-        if name is None or data[name].n < 2:
+        d = evaluation_data(ctx)
+        if d is None or d.n < 2:
             return []
-        d = data[name]
+        name = d.split
         n_bins = int(self.params["n_bins"])
         report = classification_metrics(d.y, d.P, top_k=(1,), n_bins=n_bins)
         if report.ece <= float(self.params["max_ece"]):

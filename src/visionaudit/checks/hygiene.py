@@ -30,8 +30,7 @@ from .evaluation import (
     SplitData,
     _metric_rows,
     _metrics,
-    evaluated,
-    evaluation_split,
+    evaluation_data,
     split_metrics,
 )
 from .leakage import copies_of
@@ -77,11 +76,10 @@ class LeakedTestMetrics(Check):
            "group so that copies and groups always land in one split (see leakage.exact, leakage.near, leakage.group).")
 
     def run(self, ctx: Context) -> list[Finding]:
-        data = evaluated(ctx)
-        split = evaluation_split(data)
+        d = evaluation_data(ctx)
+        split = None if d is None else d.split
         if split in (None, ALL, UNSPLIT, TRAIN) or not (ctx.dataset.samples["split"] == TRAIN).any():
             return []
-        d = data[split]
         copies = copies_of(ctx, split, TRAIN, exact={k: self.params[k] for k in EXACT_DEFAULTS},
                            near={k: self.params[k] for k in NEAR_DEFAULTS}, near_copies=bool(self.params["near_copies"]),
                            columns=list(ctx.settings.get("group_columns", []) or []))
