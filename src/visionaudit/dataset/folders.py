@@ -14,16 +14,22 @@ SPLIT_NAMES = {
 }
 
 
-def _walk_images(top: Path) -> list[Path]:
+def _walk_image_dirs(top: Path) -> list[tuple[str, list[str]]]:
+    """(directory, sorted image file names in it) for every directory under ``top``, in sorted order,
+    hidden files and folders skipped. Strings, not Path objects: for 5,000 files, pathlib's parsing
+    cost ~0.25 s of a ~0.4 s listing."""
     found = []
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / name)
+        names = [n for n in sorted(filenames)
+                 if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
+        if names:
+            found.append((dirpath, names))
     return found
+
+
+def _walk_images(top: Path) -> list[Path]:
+    return [Path(dirpath) / name for dirpath, names in _walk_image_dirs(top) for name in names]
 
 
 def read_folder(root: str | os.PathLike) -> Dataset:
@@ -44,15 +50,12 @@ def read_folder(root: str | os.PathLike) -> Dataset:
     tops = [(p, SPLIT_NAMES[p.name.lower()]) for p in split_dirs] if split_dirs else [(root, None)]
     rows = []
     for top, split in tops:
-        for path in _walk_images(top):
-            rel_to_top = path.relative_to(top)
-            label = rel_to_top.parts[0] if len(rel_to_top.parts) > 1 else None
-            rows.append({
-                "sample_id": path.relative_to(root).as_posix(),
-                "path": str(path),
-                "label": label,
-                "split": split,
-            })
+        for dirpath, names in _walk_image_dirs(top):
+            below_top = Path(dirpath).relative_to(top).parts
+            label = below_top[0] if below_top else None
+            prefix = "".join(f"{part}/" for part in Path(dirpath).relative_to(root).parts)
+            rows.extend({"sample_id": prefix + name, "path": os.path.join(dirpath, name), "label": label,
+                         "split": split} for name in names)
     if not rows:
         raise SourceError(str(root), f"no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     notes = []

@@ -15,6 +15,7 @@
  * box_thumb(gray) -> hashing.thumb's bytes: Pillow's 32x32 BOX resize of a gray array no taller than wide,
  *   bit for bit.
  * thumb_prints(thumb) -> (dhash, tiny) of hashing.py from a 32x32 thumbnail's bytes.
+ * measure(pixels, h, w, channels) -> the four above in one call (what decode.measure_bytes uses).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -209,6 +210,30 @@ MULTIVERSION static int colour_stats(const uint8_t *rgb, Py_ssize_t h, Py_ssize_
     return 0;
 }
 
+/* All N_STATS values of one image (see pixel_stats); rgb is NULL for gray images. -1 when out of memory. */
+static int stats_of(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, const uint8_t *rgb, double *out)
+{
+    /* four partial histograms: consecutive equal pixels would otherwise wait on one counter */
+    uint64_t part[4][256] = {{0}}, counts[256];
+    Py_ssize_t i = 0, npix = h * w;
+    for (; i + 4 <= npix; i += 4) {
+        part[0][g[i]]++;
+        part[1][g[i + 1]]++;
+        part[2][g[i + 2]]++;
+        part[3][g[i + 3]]++;
+    }
+    for (; i < npix; i++)
+        part[0][g[i]]++;
+    for (int l = 0; l < 256; l++)
+        counts[l] = part[0][l] + part[1][l] + part[2][l] + part[3][l];
+    histogram_stats(counts, out);
+    /* decode.py passes the variance back from the contrast: (contrast * 255) ** 2 */
+    out[9] = sharpness(g, h, w, pow(out[1] * 255.0, 2.0));
+    out[10] = 0.0;
+    out[11] = NAN;
+    return rgb ? colour_stats(rgb, h, w, out + 10) : 0;
+}
+
 static PyObject *pixel_stats(PyObject *self, PyObject *args)
 {
     PyObject *gray_obj, *rgb_obj;
@@ -234,29 +259,9 @@ static PyObject *pixel_stats(PyObject *self, PyObject *args)
         }
     }
     double out[N_STATS];
-    int failed = 0;
+    int failed;
     Py_BEGIN_ALLOW_THREADS
-    /* four partial histograms: consecutive equal pixels would otherwise wait on one counter */
-    uint64_t part[4][256] = {{0}}, counts[256];
-    const uint8_t *g = gray.buf;
-    Py_ssize_t i = 0, npix = h * w;
-    for (; i + 4 <= npix; i += 4) {
-        part[0][g[i]]++;
-        part[1][g[i + 1]]++;
-        part[2][g[i + 2]]++;
-        part[3][g[i + 3]]++;
-    }
-    for (; i < npix; i++)
-        part[0][g[i]]++;
-    for (int l = 0; l < 256; l++)
-        counts[l] = part[0][l] + part[1][l] + part[2][l] + part[3][l];
-    histogram_stats(counts, out);
-    /* decode.py passes the variance back from the contrast: (contrast * 255) ** 2 */
-    out[9] = sharpness(g, h, w, pow(out[1] * 255.0, 2.0));
-    out[10] = 0.0;
-    out[11] = NAN;
-    if (have_rgb)
-        failed = colour_stats(rgb.buf, h, w, out + 10);
+    failed = stats_of(gray.buf, h, w, have_rgb ? rgb.buf : NULL, out);
     Py_END_ALLOW_THREADS
     if (failed) {
         PyErr_NoMemory();
@@ -275,7 +280,13 @@ done_gray:
 /* Image.convert("L") of an RGB image given as its (h, w, 3) uint8 array -> the h x w bytes: Pillow's
  * rgb2l (ITU-R 601-2 luma, L = R * 299/1000 + G * 587/1000 + B * 114/1000 in 16-bit fixed point,
  * rounded), equal to it on all 2^24 colours. */
-MULTIVERSION static PyObject *luminance(PyObject *self, PyObject *arg)
+MULTIVERSION static void luma(const uint8_t *restrict px, uint8_t *restrict out, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = (uint8_t)((px[3 * i] * 19595 + px[3 * i + 1] * 38470 + px[3 * i + 2] * 7471 + 0x8000) >> 16);
+}
+
+static PyObject *luminance(PyObject *self, PyObject *arg)
 {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
@@ -288,11 +299,8 @@ MULTIVERSION static PyObject *luminance(PyObject *self, PyObject *arg)
     Py_ssize_t n = b.shape[0] * b.shape[1];
     PyObject *result = PyBytes_FromStringAndSize(NULL, n);
     if (result) {
-        const uint8_t *restrict px = b.buf;
-        uint8_t *restrict out = (uint8_t *)PyBytes_AS_STRING(result);
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++)
-            out[i] = (uint8_t)((px[3 * i] * 19595 + px[3 * i + 1] * 38470 + px[3 * i + 2] * 7471 + 0x8000) >> 16);
+        luma(b.buf, (uint8_t *)PyBytes_AS_STRING(result), n);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&b);
@@ -355,9 +363,48 @@ static int box_coeffs(Py_ssize_t in_size, int out_size, int **bounds_out, int32_
 #define THUMB_SIDE 32
 
 /* Resample.c ImagingResampleHorizontal_8bpc: each of `rows` rows of `in` (w wide) to THUMB_SIDE pixels. */
+/* The number m when every output pixel averages the next m inputs with one weight (an integer
+ * scale: 128 -> 32, 160 -> 32), else 0. Then each sum of weight x pixel is weight x (sum of pixels),
+ * the same integer, in a loop the compiler unrolls. */
+static int equal_box(const int *bounds, const int32_t *kk, int ksize)
+{
+    int m = bounds[1];
+    for (int xx = 0; xx < THUMB_SIDE; xx++) {
+        if (bounds[2 * xx] != xx * m || bounds[2 * xx + 1] != m)
+            return 0;
+        for (int i = 0; i < m; i++)
+            if (kk[xx * ksize + i] != kk[0])
+                return 0;
+    }
+    return m;
+}
+
+/* resample_rows when equal_box gave m: inlined with m a constant, so the inner loop unrolls. */
+static inline void equal_rows(const uint8_t *in, Py_ssize_t rows, Py_ssize_t w, uint8_t *out, int m, int32_t k)
+{
+    for (Py_ssize_t y = 0; y < rows; y++) {
+        const uint8_t *src = in + y * w;
+        for (int xx = 0; xx < THUMB_SIDE; xx++) {
+            int32_t sum = 0;
+            for (int i = 0; i < m; i++)
+                sum += src[xx * m + i];
+            out[y * THUMB_SIDE + xx] = clip8((1 << (PRECISION_BITS - 1)) + sum * k);
+        }
+    }
+}
+
 MULTIVERSION static void resample_rows(const uint8_t *in, Py_ssize_t rows, Py_ssize_t w, uint8_t *out,
                                        const int *bounds, const int32_t *kk, int ksize)
 {
+    int m = equal_box(bounds, kk, ksize);
+    if (m == 4) {   /* 256 px JPEGs decoded at 128 */
+        equal_rows(in, rows, w, out, 4, kk[0]);
+        return;
+    }
+    if (m == 5) {   /* 640 px photos decoded at 160 */
+        equal_rows(in, rows, w, out, 5, kk[0]);
+        return;
+    }
     for (Py_ssize_t y = 0; y < rows; y++)
         for (int xx = 0; xx < THUMB_SIDE; xx++) {
             const uint8_t *src = in + y * w + bounds[2 * xx];
@@ -389,6 +436,23 @@ MULTIVERSION static void resample_columns(const uint8_t *in, uint8_t *out, const
     }
 }
 
+/* box_thumb's 1024 bytes into out; -1 when out of memory. */
+static int thumb_of(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, uint8_t *out)
+{
+    int *hb = NULL, *vb = NULL;
+    int32_t *hk = NULL, *vk = NULL;
+    uint8_t *tmp = NULL;
+    int hks = box_coeffs(w, THUMB_SIDE, &hb, &hk), vks = hks ? box_coeffs(h, THUMB_SIDE, &vb, &vk) : 0;
+    if (hks && vks)
+        tmp = malloc((size_t)h * THUMB_SIDE);
+    if (tmp) {
+        resample_rows(g, h, w, tmp, hb, hk, hks);    /* h x THUMB_SIDE */
+        resample_columns(tmp, out, vb, vk, vks);     /* THUMB_SIDE x THUMB_SIDE */
+    }
+    free(hb), free(hk), free(vb), free(vk), free(tmp);
+    return tmp ? 0 : -1;
+}
+
 /* Image.resize((32, 32), Image.Resampling.BOX) of an 'L' image given as its (h, w) uint8 array, h <= w:
  * the 1024 bytes of hashing.thumb. Like Pillow, a horizontal pass rounded to 8 bits, then a vertical
  * one (a pass whose size does not change, which Pillow skips, has weights of exactly
@@ -407,43 +471,18 @@ static PyObject *box_thumb(PyObject *self, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "box_thumb needs a non-empty C-contiguous (h, w) uint8 array with h <= w");
         return NULL;
     }
-    Py_ssize_t h = b.shape[0], w = b.shape[1];
-    int *hb = NULL, *vb = NULL;
-    int32_t *hk = NULL, *vk = NULL;
-    uint8_t *tmp = NULL;
-    PyObject *result = NULL;
-    int hks = box_coeffs(w, SIDE, &hb, &hk), vks = hks ? box_coeffs(h, SIDE, &vb, &vk) : 0;
-    if (hks && vks)
-        tmp = malloc((size_t)h * SIDE);
-    if (!tmp) {
-        PyErr_NoMemory();
-        goto done;
-    }
     uint8_t out[SIDE * SIDE];
-    resample_rows(b.buf, h, w, tmp, hb, hk, hks);   /* h x SIDE */
-    resample_columns(tmp, out, vb, vk, vks);        /* SIDE x SIDE */
-    result = PyBytes_FromStringAndSize((const char *)out, sizeof(out));
-done:
-    free(hb), free(hk), free(vb), free(vk), free(tmp);
+    PyObject *result = thumb_of(b.buf, b.shape[0], b.shape[1], out) ? PyErr_NoMemory()
+                       : PyBytes_FromStringAndSize((const char *)out, sizeof(out));
     PyBuffer_Release(&b);
     return result;
 }
 
-/* hashing.dhash and hashing.tiny of a 32x32 thumbnail's bytes -> (dhash as a signed int64, tiny bytes).
- * Both are integer arithmetic in numpy/Pillow too, so these are the same bits and bytes. */
-static PyObject *thumb_prints(PyObject *self, PyObject *arg)
+/* thumb_prints' dhash bits and tiny bytes of the 32x32 thumbnail p. */
+static void prints_of(const uint8_t *p, uint64_t *bits_out, char *tiny)
 {
     /* np.linspace(0, 32, 10).astype(int): hashing._COLS9's column groups */
     static const int edges[10] = {0, 3, 7, 10, 14, 17, 21, 24, 28, 32};
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
-        return NULL;
-    if (b.len != 32 * 32) {
-        PyBuffer_Release(&b);
-        PyErr_SetString(PyExc_ValueError, "thumb_prints needs the 1024 bytes of a 32x32 'L' thumbnail");
-        return NULL;
-    }
-    const uint8_t *p = b.buf;
     uint64_t bits = 0;
     for (int r = 0; r < 8; r++) {
         /* hashing.dhash: 8 x 9 cell sums over 4 rows (numpy has the means, a quarter of these: exact) */
@@ -458,14 +497,72 @@ static PyObject *thumb_prints(PyObject *self, PyObject *arg)
             bits = (bits << 1) | (uint64_t)(sums[c + 1] * (edges[c + 1] - edges[c]) > sums[c] * (edges[c + 2] - edges[c + 1]));
     }
     /* hashing.tiny: Pillow's reduce(2), (2x2 sum + 2) >> 2 */
-    char tiny[16 * 16];
     for (int y = 0; y < 16; y++)
         for (int x = 0; x < 16; x++) {
             const uint8_t *q = p + 64 * y + 2 * x;
             tiny[16 * y + x] = (char)((q[0] + q[1] + q[32] + q[33] + 2) >> 2);
         }
+    *bits_out = bits;
+}
+
+/* hashing.dhash and hashing.tiny of a 32x32 thumbnail's bytes -> (dhash as a signed int64, tiny bytes).
+ * Both are integer arithmetic in numpy/Pillow too, so these are the same bits and bytes. */
+static PyObject *thumb_prints(PyObject *self, PyObject *arg)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (b.len != 32 * 32) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "thumb_prints needs the 1024 bytes of a 32x32 'L' thumbnail");
+        return NULL;
+    }
+    uint64_t bits;
+    char tiny[16 * 16];
+    prints_of(b.buf, &bits, tiny);
     PyBuffer_Release(&b);
     return Py_BuildValue("(Ly#)", (long long)(int64_t)bits, tiny, (Py_ssize_t)sizeof(tiny));
+}
+
+/* measure(pixels, h, w, channels) -> (pixel_stats tuple, thumb bytes, dhash, tiny bytes): what
+ * decode.measure_bytes needs from a decoded 'L' (channels 1) or 'RGB' (channels 3) image given as
+ * Image.tobytes(), h <= w, in one call: the luminance, pixel_stats, box_thumb and thumb_prints above,
+ * without the arrays and calls between them. */
+static PyObject *measure(PyObject *self, PyObject *args)
+{
+    Py_buffer b;
+    Py_ssize_t h, w;
+    int channels;
+    if (!PyArg_ParseTuple(args, "y*nni:measure", &b, &h, &w, &channels))
+        return NULL;
+    if ((channels != 1 && channels != 3) || h < 1 || h > w || b.len != h * w * channels) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "measure needs the h * w * channels bytes of an 'L' or 'RGB' image, 1 <= h <= w");
+        return NULL;
+    }
+    uint8_t *gray = channels == 3 ? malloc((size_t)(h * w)) : (uint8_t *)b.buf;
+    double out[N_STATS];
+    uint8_t thumb[THUMB_SIDE * THUMB_SIDE];
+    char tiny[16 * 16];
+    uint64_t bits = 0;
+    int failed = gray == NULL;
+    if (!failed) {
+        Py_BEGIN_ALLOW_THREADS
+        if (channels == 3)
+            luma(b.buf, gray, h * w);
+        failed = stats_of(gray, h, w, channels == 3 ? b.buf : NULL, out) || thumb_of(gray, h, w, thumb);
+        if (!failed)
+            prints_of(thumb, &bits, tiny);
+        Py_END_ALLOW_THREADS
+    }
+    if (channels == 3)
+        free(gray);
+    PyBuffer_Release(&b);
+    if (failed)
+        return PyErr_NoMemory();
+    return Py_BuildValue("(dddddddddddd)y#Ly#", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
+                         out[8], out[9], out[10], out[11], (const char *)thumb, (Py_ssize_t)sizeof(thumb),
+                         (long long)(int64_t)bits, tiny, (Py_ssize_t)sizeof(tiny));
 }
 
 static PyMethodDef methods[] = {
@@ -478,6 +575,9 @@ static PyMethodDef methods[] = {
     {"pixel_stats", pixel_stats, METH_VARARGS,
      "pixel_stats(gray, rgb) -> the 12 values of properties.PIXEL_STATS for a (h, w) uint8 gray array and, "
      "for colour images, the same image as an (h, w, 3) uint8 array (else None)."},
+    {"measure", measure, METH_VARARGS,
+     "measure(pixels, h, w, channels) -> (pixel_stats, box_thumb, dhash, tiny) of an 'L' or 'RGB' image's "
+     "h * w * channels bytes (h <= w), in one call."},
     {NULL, NULL, 0, NULL},
 };
 
