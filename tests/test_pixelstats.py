@@ -193,3 +193,13 @@ def test_environment_variable_forces_the_numpy_path() -> None:
     env = dict(os.environ, VISIONAUDIT_NO_EXTENSION="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+@needs_kernel
+@pytest.mark.parametrize("level", [1, 37, 128, 255])
+def test_phash_of_flat_images_is_the_mean_bit_alone_on_both_paths(monkeypatch: pytest.MonkeyPatch, level: int) -> None:
+    # Every coefficient but the mean is zero up to rounding: without the tolerance its bits were
+    # rounding noise (the numpy path gave 0xe629... for levels 1 and 128, 0xd609... for 255).
+    data = _encode(Image.new("L", (64, 48), level), "PNG")
+    fast, ref = _both_paths(monkeypatch, data)
+    assert fast["phash"] == ref["phash"] == -(1 << 63)   # only the first (mean) bit, as a signed int64

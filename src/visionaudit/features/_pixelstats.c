@@ -15,7 +15,7 @@
  * box_thumb(gray) -> hashing.thumb's bytes: Pillow's 32x32 BOX resize of a gray array no taller than wide,
  *   bit for bit.
  * thumb_prints(thumb) -> (dhash, tiny) of hashing.py from a 32x32 thumbnail's bytes.
- * measure(pixels, h, w, channels) -> the four above in one call (what decode.measure_bytes uses).
+ * measure(pixels, h, w, channels, dct) -> the four above and the phash in one call (what decode.measure_bytes uses).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,6 +37,8 @@
 #define MULTIVERSION
 #endif
 #define N_STATS 12
+/* hashing.PHASH_TOLERANCE */
+#define PHASH_TOLERANCE 1e-9
 
 /* numpy.searchsorted(cdf, v) (side="left"): the first level whose cumulative count is >= v. */
 static int searchsorted(const double *cdf, double v)
@@ -478,6 +480,43 @@ static PyObject *box_thumb(PyObject *self, PyObject *arg)
     return result;
 }
 
+/* hashing.phash of the 32x32 thumbnail p, with dct (8 x 32 doubles) hashing._DCT8: low = dct @ p @ dct.T,
+ * bit = low > median + tolerance, most significant first. The products run in another order than
+ * numpy's (BLAS), ~1e-13 apart; the tolerance (hashing.PHASH_TOLERANCE x the largest |low|) keeps
+ * both off the coefficients that rounding alone puts above or below the median (flat images). */
+static int64_t phash_of(const uint8_t *p, const double *dct)
+{
+    double a[8][32], low[64], sorted[64], top = 0.0;
+    for (int i = 0; i < 8; i++)
+        for (int c = 0; c < 32; c++) {
+            double s = 0.0;
+            for (int r = 0; r < 32; r++)
+                s += dct[32 * i + r] * (double)p[32 * r + c];
+            a[i][c] = s;
+        }
+    for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 8; k++) {
+            double s = 0.0;
+            for (int c = 0; c < 32; c++)
+                s += a[i][c] * dct[32 * k + c];
+            low[8 * i + k] = s;
+            top = fabs(s) > top ? fabs(s) : top;
+        }
+    memcpy(sorted, low, sizeof(low));
+    for (int i = 1; i < 64; i++) {   /* insertion sort: 64 values */
+        double v = sorted[i];
+        int j = i - 1;
+        for (; j >= 0 && sorted[j] > v; j--)
+            sorted[j + 1] = sorted[j];
+        sorted[j + 1] = v;
+    }
+    double cut = (sorted[31] + sorted[32]) * 0.5 + PHASH_TOLERANCE * top;
+    uint64_t bits = 0;
+    for (int i = 0; i < 64; i++)
+        bits = (bits << 1) | (uint64_t)(low[i] > cut);
+    return (int64_t)bits;
+}
+
 /* thumb_prints' dhash bits and tiny bytes of the 32x32 thumbnail p. */
 static void prints_of(const uint8_t *p, uint64_t *bits_out, char *tiny)
 {
@@ -524,20 +563,23 @@ static PyObject *thumb_prints(PyObject *self, PyObject *arg)
     return Py_BuildValue("(Ly#)", (long long)(int64_t)bits, tiny, (Py_ssize_t)sizeof(tiny));
 }
 
-/* measure(pixels, h, w, channels) -> (pixel_stats tuple, thumb bytes, dhash, tiny bytes): what
+/* measure(pixels, h, w, channels, dct) -> (pixel_stats tuple, thumb bytes, phash, dhash, tiny bytes): what
  * decode.measure_bytes needs from a decoded 'L' (channels 1) or 'RGB' (channels 3) image given as
- * Image.tobytes(), h <= w, in one call: the luminance, pixel_stats, box_thumb and thumb_prints above,
- * without the arrays and calls between them. */
+ * Image.tobytes(), h <= w, in one call: the luminance, pixel_stats, box_thumb, thumb_prints and phash_of
+ * above, without the arrays and calls between them (dct: the bytes of hashing._DCT8). */
 static PyObject *measure(PyObject *self, PyObject *args)
 {
-    Py_buffer b;
+    Py_buffer b, dct;
     Py_ssize_t h, w;
     int channels;
-    if (!PyArg_ParseTuple(args, "y*nni:measure", &b, &h, &w, &channels))
+    if (!PyArg_ParseTuple(args, "y*nniy*:measure", &b, &h, &w, &channels, &dct))
         return NULL;
-    if ((channels != 1 && channels != 3) || h < 1 || h > w || b.len != h * w * channels) {
+    if ((channels != 1 && channels != 3) || h < 1 || h > w || b.len != h * w * channels
+        || dct.len != 8 * 32 * (Py_ssize_t)sizeof(double)) {
         PyBuffer_Release(&b);
-        PyErr_SetString(PyExc_ValueError, "measure needs the h * w * channels bytes of an 'L' or 'RGB' image, 1 <= h <= w");
+        PyBuffer_Release(&dct);
+        PyErr_SetString(PyExc_ValueError, "measure needs the h * w * channels bytes of an 'L' or 'RGB' image, "
+                        "1 <= h <= w, and the 8 x 32 float64 DCT rows");
         return NULL;
     }
     uint8_t *gray = channels == 3 ? malloc((size_t)(h * w)) : (uint8_t *)b.buf;
@@ -545,24 +587,28 @@ static PyObject *measure(PyObject *self, PyObject *args)
     uint8_t thumb[THUMB_SIDE * THUMB_SIDE];
     char tiny[16 * 16];
     uint64_t bits = 0;
+    int64_t phash = 0;
     int failed = gray == NULL;
     if (!failed) {
         Py_BEGIN_ALLOW_THREADS
         if (channels == 3)
             luma(b.buf, gray, h * w);
         failed = stats_of(gray, h, w, channels == 3 ? b.buf : NULL, out) || thumb_of(gray, h, w, thumb);
-        if (!failed)
+        if (!failed) {
             prints_of(thumb, &bits, tiny);
+            phash = phash_of(thumb, dct.buf);
+        }
         Py_END_ALLOW_THREADS
     }
     if (channels == 3)
         free(gray);
     PyBuffer_Release(&b);
+    PyBuffer_Release(&dct);
     if (failed)
         return PyErr_NoMemory();
-    return Py_BuildValue("(dddddddddddd)y#Ly#", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
+    return Py_BuildValue("(dddddddddddd)y#LLy#", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
                          out[8], out[9], out[10], out[11], (const char *)thumb, (Py_ssize_t)sizeof(thumb),
-                         (long long)(int64_t)bits, tiny, (Py_ssize_t)sizeof(tiny));
+                         (long long)phash, (long long)(int64_t)bits, tiny, (Py_ssize_t)sizeof(tiny));
 }
 
 static PyMethodDef methods[] = {
@@ -576,8 +622,8 @@ static PyMethodDef methods[] = {
      "pixel_stats(gray, rgb) -> the 12 values of properties.PIXEL_STATS for a (h, w) uint8 gray array and, "
      "for colour images, the same image as an (h, w, 3) uint8 array (else None)."},
     {"measure", measure, METH_VARARGS,
-     "measure(pixels, h, w, channels) -> (pixel_stats, box_thumb, dhash, tiny) of an 'L' or 'RGB' image's "
-     "h * w * channels bytes (h <= w), in one call."},
+     "measure(pixels, h, w, channels, dct) -> (pixel_stats, box_thumb, phash, dhash, tiny) of an 'L' or 'RGB' "
+     "image's h * w * channels bytes (h <= w), in one call; dct: the bytes of hashing._DCT8."},
     {NULL, NULL, 0, NULL},
 };
 

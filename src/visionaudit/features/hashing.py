@@ -12,6 +12,8 @@ from PIL import Image
 from . import properties
 
 HASH_BITS = 64
+#: phash: a coefficient this fraction of the largest one above the median, or less, is not "above".
+PHASH_TOLERANCE = 1e-9
 TINY_SIDE = 16
 THUMB_SIDE = 32
 
@@ -38,6 +40,8 @@ _DCT8 = _dct_rows(32, 8)
 _ROWS8 = _group_columns(32, 8).T / 4.0   # 8 x 32: mean of 4 rows
 _COLS9 = _group_columns(32, 9)          # 32 x 9: sums of 3 or 4 columns
 _COLS9_SIZE = _COLS9.sum(axis=0)
+#: _DCT8 as the compiled kernel takes it.
+DCT8_BYTES = np.ascontiguousarray(_DCT8, dtype=np.float64).tobytes()
 
 
 def _bits_to_int(bits: np.ndarray) -> int:
@@ -46,10 +50,16 @@ def _bits_to_int(bits: np.ndarray) -> int:
 
 
 def phash(gray32: np.ndarray) -> int:
-    """DCT perceptual hash of a 32x32 float grayscale array, as a signed 64-bit int."""
+    """DCT perceptual hash of a 32x32 float grayscale array, as a signed 64-bit int.
+
+    A bit is set where the coefficient exceeds the median by more than :data:`PHASH_TOLERANCE` of the
+    largest coefficient: on a flat image every coefficient but the mean is zero up to rounding, and
+    without the tolerance its bits would be rounding noise (different for another summation order,
+    e.g. the compiled kernel's).
+    """
     low = (_DCT8 @ gray32 @ _DCT8.T).ravel()
     middle = np.partition(low, (31, 32))        # the median of 64 values, without np.median's overhead
-    return _bits_to_int(low > (middle[31] + middle[32]) * 0.5)
+    return _bits_to_int(low > (middle[31] + middle[32]) * 0.5 + PHASH_TOLERANCE * float(np.abs(low).max()))
 
 
 def dhash(gray32: np.ndarray) -> int:
