@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 from ..engine import map_chunks
 from . import decode, hashing, properties
 from .cache import FeatureCache, default_cache_dir
-from .decode import COLUMNS, DEFAULT_MAX_PIXELS, FEATURE_VERSION, WORK_SIZE, content_hash, ext_format, measure_bytes, read_file
+from .decode import COLUMNS, DEFAULT_MAX_PIXELS, FEATURE_VERSION, WORK_SIZE, content_hash, ext_format, measure_quietly, read_file
 
 __all__ = ["FeatureRun", "compute_features", "default_cache_dir", "COLUMNS"]
 
@@ -56,18 +57,20 @@ def _measure_chunk(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[tup
     (not decoded). Rows travel back as dicts: an Arrow batch of 32 rows costs more to build and
     pickle than the dicts (~0.2 s of CPU per 5,000 images)."""
     rows, cached = [], []
-    for path in paths:
-        data, error_row = read_file(path)
-        if data is None:
-            row = error_row
-        else:
-            digest = content_hash(data)
-            if digest in _KNOWN_HASHES:
-                cached.append((path, digest))
-                continue
-            row = measure_bytes(data, ext_format=ext_format(path), digest=digest, **_SETTINGS)
-        row["path"] = path
-        rows.append(row)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in paths:
+            data, error_row = read_file(path)
+            if data is None:
+                row = error_row
+            else:
+                digest = content_hash(data)
+                if digest in _KNOWN_HASHES:
+                    cached.append((path, digest))
+                    continue
+                row = measure_quietly(data, ext_format=ext_format(path), digest=digest, **_SETTINGS)
+            row["path"] = path
+            rows.append(row)
     return rows, cached
 
 

@@ -6,7 +6,6 @@ fingerprints. It never raises for a bad file: the row carries ``error_kind`` and
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -14,6 +13,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import xxhash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import hashing, properties
@@ -51,8 +51,10 @@ def _row(**values: Any) -> dict[str, Any]:
 
 
 def content_hash(data: bytes) -> str:
-    """128-bit hex digest of a file's bytes (SHA-256, which CPUs accelerate: about twice BLAKE2b's speed)."""
-    return hashlib.sha256(data).hexdigest()[:32]
+    """128-bit hex digest of a file's bytes: XXH3-128, ~0.2 us for a 15 KB JPEG against ~8 us for
+    SHA-256 (3% of measuring it). It keys the cache and finds byte-identical files; nothing here needs
+    a digest that resists a forger."""
+    return xxhash.xxh3_128_hexdigest(data)
 
 
 def _jpeg_has_eoi(data: bytes) -> bool:
@@ -141,7 +143,7 @@ def ext_format(path: str) -> str | None:
 def read_file(path: str) -> tuple[bytes | None, dict[str, Any] | None]:
     """The file's bytes, or None and an error row saying why it could not be read."""
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:   # one read of the whole file: no buffer to fill and copy
             return fh.read(), None
     except FileNotFoundError:
         return None, _row(error_kind="missing", error="file not found", ext_format=ext_format(path))
@@ -166,50 +168,57 @@ def measure_bytes(data: bytes, ext_format: str | None = None, max_pixels: int = 
                   work_size: int = WORK_SIZE, digest: str | None = None) -> dict[str, Any]:
     """Measure an encoded image held in memory (see :func:`measure_file`); ``digest`` is its
     :func:`content_hash` when the caller already has it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return measure_quietly(data, ext_format, max_pixels, work_size, digest)
+
+
+def measure_quietly(data: bytes, ext_format: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    work_size: int = WORK_SIZE, digest: str | None = None) -> dict[str, Any]:
+    """:func:`measure_bytes` for a caller that already silences Pillow's warnings (a broken EXIF
+    block, a large image): the feature pass does so once per chunk of files (~3 us an image)."""
     base = {"content_hash": digest or content_hash(data), "file_size": len(data), "ext_format": ext_format}
     if not data:
         return _row(**base, error_kind="zero_byte", error="file is empty (0 bytes)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            im = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            return _row(**base, error_kind="too_large", error=f"decompression bomb guard: {exc}")
-        except UnidentifiedImageError:
-            return _row(**base, error_kind="not_image", error="not a recognised image format")
-        except Exception as exc:  # noqa: BLE001 - any parser failure is a finding, not a crash
-            return _row(**base, error_kind="unreadable", error=f"cannot parse header: {exc}")
-        fmt = im.format
-        width, height = im.size
-        header = dict(base, format=fmt, mode=im.mode, width=width, height=height, megapixels=width * height / 1e6,
-                      aspect_ratio=max(width, height) / max(min(width, height), 1))
-        if width * height > max_pixels:
-            return _row(**header, error_kind="too_large",
-                        error=f"{width}x{height} = {width * height:,} pixels exceeds the {max_pixels:,}-pixel decode limit")
-        try:
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 0) or 0)
-        except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the pixels
-            orientation = 0
-        header.update(
-            exif_orientation=orientation,
-            has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info,
-            # Pillow reads 16-bit RGB(A) PNGs as 8-bit modes: the IHDR bit depth (byte 24) tells.
-            bit_depth=16 if (im.mode.startswith("I;16") or im.mode in ("I", "F")
-                             or (fmt == "PNG" and len(data) > 24 and data[24] == 16)) else 8,
-            jpeg_quality=properties.jpeg_quality(getattr(im, "quantization", None)) if fmt == "JPEG" else np.nan,
-            missing_eoi=not _has_end_marker(fmt, data),
-        )
-        try:
-            if fmt == "JPEG":
-                im.draft(im.mode if im.mode in ("RGB", "L") else None, draft_size(width, height, work_size))
-            im.load()
-        except Exception as exc:  # noqa: BLE001
-            msg = str(exc)
-            kind = "truncated" if "truncated" in msg or "broken data stream" in msg or header["missing_eoi"] else "unreadable"
-            return _row(**header, error_kind=kind, error=f"cannot decode pixels: {msg}")
-        if header["missing_eoi"]:  # decoded anyway (e.g. ImageFile.LOAD_TRUNCATED_IMAGES): the end is filler
-            return _row(**header, error_kind="truncated",
-                        error=f"the {fmt} data ends before its end marker; the missing part decodes as filler")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        return _row(**base, error_kind="too_large", error=f"decompression bomb guard: {exc}")
+    except UnidentifiedImageError:
+        return _row(**base, error_kind="not_image", error="not a recognised image format")
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a finding, not a crash
+        return _row(**base, error_kind="unreadable", error=f"cannot parse header: {exc}")
+    fmt = im.format
+    width, height = im.size
+    header = dict(base, format=fmt, mode=im.mode, width=width, height=height, megapixels=width * height / 1e6,
+                  aspect_ratio=max(width, height) / max(min(width, height), 1))
+    if width * height > max_pixels:
+        return _row(**header, error_kind="too_large",
+                    error=f"{width}x{height} = {width * height:,} pixels exceeds the {max_pixels:,}-pixel decode limit")
+    try:
+        orientation = int(im.getexif().get(_EXIF_ORIENTATION, 0) or 0)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the pixels
+        orientation = 0
+    header.update(
+        exif_orientation=orientation,
+        has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info,
+        # Pillow reads 16-bit RGB(A) PNGs as 8-bit modes: the IHDR bit depth (byte 24) tells.
+        bit_depth=16 if (im.mode.startswith("I;16") or im.mode in ("I", "F")
+                         or (fmt == "PNG" and len(data) > 24 and data[24] == 16)) else 8,
+        jpeg_quality=properties.jpeg_quality(getattr(im, "quantization", None)) if fmt == "JPEG" else np.nan,
+        missing_eoi=not _has_end_marker(fmt, data),
+    )
+    try:
+        if fmt == "JPEG":
+            im.draft(im.mode if im.mode in ("RGB", "L") else None, draft_size(width, height, work_size))
+        im.load()
+    except Exception as exc:  # noqa: BLE001
+        msg = str(exc)
+        kind = "truncated" if "truncated" in msg or "broken data stream" in msg or header["missing_eoi"] else "unreadable"
+        return _row(**header, error_kind=kind, error=f"cannot decode pixels: {msg}")
+    if header["missing_eoi"]:  # decoded anyway (e.g. ImageFile.LOAD_TRUNCATED_IMAGES): the end is filler
+        return _row(**header, error_kind="truncated",
+                    error=f"the {fmt} data ends before its end marker; the missing part decodes as filler")
     factor = max(1, min(im.size) // work_size) if fmt != "JPEG" else max(1, max(im.size) // (2 * work_size))
     im = _to_rgb_or_l(im)  # first: Image.reduce rejects palette and 16-bit modes
     if factor > 1:
