@@ -123,6 +123,10 @@ def test_broken_and_missing_files_mixed_into_cached_parts(photos, cache_dir, mon
                      str(folder / "notes.png"): "not_image", str(missing): "missing"}
     pd.testing.assert_frame_equal(again.table, first.table)
     pd.testing.assert_frame_equal(again.table, _fresh(paths))
+    # Text and bytes are Python objects with None where missing (not pandas' string dtype and NaN).
+    texts = ["content_hash", "error_kind", "error", "format", "ext_format", "mode", "tiny", "thumb"]
+    assert (again.table[texts].dtypes == object).all()
+    assert again.table.loc[str(missing), "format"] is None and again.table.loc[str(missing), "content_hash"] is None
 
 
 def test_parts_are_merged_and_vanished_rows_are_measured_again(photos, cache_dir, monkeypatch):

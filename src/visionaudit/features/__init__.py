@@ -113,14 +113,16 @@ def _frame(table: pa.Table, paths: list[str]) -> pd.DataFrame:
     have, text and bytes as Python objects with None where missing, whether the rows were measured
     now or read back from the cache (column by column from Arrow: pandas' own conversion made
     Arrow-backed strings that cost ~0.1 s per 5,000 rows to iterate and convert)."""
+    index = pd.Index(paths, name="path")
     columns = {}
     for name, default in COLUMNS.items():
         col = table.column(name)
         if default is None or isinstance(default, bytes):
-            columns[name] = col.to_numpy(zero_copy_only=False)
+            # dtype=object explicitly: from a bare array pandas 3 would infer its string dtype (NaN for None)
+            columns[name] = pd.Series(col.to_numpy(zero_copy_only=False), index=index, dtype=object)
         else:
-            columns[name] = pc.fill_null(col, default).to_numpy(zero_copy_only=False)
-    return pd.DataFrame(columns, index=pd.Index(paths, name="path"))
+            columns[name] = pd.Series(pc.fill_null(col, default).to_numpy(zero_copy_only=False), index=index)
+    return pd.DataFrame(columns, index=index)
 
 
 def compute_features(
