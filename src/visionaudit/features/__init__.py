@@ -177,7 +177,9 @@ def compute_features(
 
     try:
         # A run of at most CHUNK_SIZE files is one task, measured in this process (no pool).
-        chunk = CHUNK_SIZE if len(todo) <= CHUNK_SIZE else max(1, min(CHUNK_SIZE, len(todo) // (4 * (workers or default_workers()))))
+        chunk = CHUNK_SIZE
+        if len(todo) > CHUNK_SIZE:
+            chunk = max(1, min(CHUNK_SIZE, len(todo) // (4 * (workers or default_workers()))))
         for rows, cached in map_chunks(_measure_chunk, todo, workers=workers, chunk_size=chunk,
                                         description="decoding images", progress=progress, initializer=_init_worker,
                                         initargs=(known, settings)):
@@ -206,11 +208,11 @@ def compute_features(
         # (the same content may sit under another name).
         stored = stored.cast(pa.schema([SCHEMA.field(n) for n in stored.column_names]))
         first = pc.index_in(pa.array(list(resolved.values()), pa.string()), stored.column("content_hash"))
-        rows = stored.take(first).select(list(COLUMNS))
+        reused = stored.take(first).select(list(COLUMNS))
         have = list(resolved)
-        rows = rows.set_column(rows.column_names.index("ext_format"), "ext_format",
-                               pa.array([ext_format(p) for p in have], pa.string()))
-        parts.append(rows.add_column(0, "path", pa.array(have, pa.string())))
+        reused = reused.set_column(reused.column_names.index("ext_format"), "ext_format",
+                                   pa.array([ext_format(p) for p in have], pa.string()))
+        parts.append(reused.add_column(0, "path", pa.array(have, pa.string())))
     if cache is not None:
         new_paths, new_hashes = new.column("path").to_pylist(), new.column("content_hash").to_pylist()
         entries = {p: (*stamps[p], h) for p, h in resolved.items() if p in stamps}

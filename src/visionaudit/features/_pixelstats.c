@@ -364,7 +364,6 @@ static int box_coeffs(Py_ssize_t in_size, int out_size, int **bounds_out, int32_
 
 #define THUMB_SIDE 32
 
-/* Resample.c ImagingResampleHorizontal_8bpc: each of `rows` rows of `in` (w wide) to THUMB_SIDE pixels. */
 /* The number m when every output pixel averages the next m inputs with one weight (an integer
  * scale: 128 -> 32, 160 -> 32), else 0. Then each sum of weight x pixel is weight x (sum of pixels),
  * the same integer, in a loop the compiler unrolls. */
@@ -395,6 +394,7 @@ static inline void equal_rows(const uint8_t *in, Py_ssize_t rows, Py_ssize_t w, 
     }
 }
 
+/* Resample.c ImagingResampleHorizontal_8bpc: each of `rows` rows of `in` (w wide) to THUMB_SIDE pixels. */
 MULTIVERSION static void resample_rows(const uint8_t *in, Py_ssize_t rows, Py_ssize_t w, uint8_t *out,
                                        const int *bounds, const int32_t *kk, int ksize)
 {
