@@ -6,7 +6,6 @@ Dataset over the same files (labels and splits change, pixels do not), sharing t
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

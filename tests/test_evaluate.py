@@ -24,7 +24,6 @@ import visionaudit
 from conftest import mnist_arrays
 from visionaudit import evaluate
 from visionaudit.checks.evaluation import _ece, _roc_auc_macro, confidence_bins
-from visionaudit.checks.labels import corrected_candidates
 from visionaudit.cli import app
 from visionaudit.metrics import bootstrap_ci, samples_needed
 from visionaudit.suites import SUITES

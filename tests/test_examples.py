@@ -1,7 +1,6 @@
 """The generated example dataset: its files, its determinism, and that the scan finds what it plants."""
 from __future__ import annotations
 
-import io
 from collections import Counter
 from pathlib import Path
 

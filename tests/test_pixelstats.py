@@ -203,3 +203,21 @@ def test_phash_of_flat_images_is_the_mean_bit_alone_on_both_paths(monkeypatch: p
     data = _encode(Image.new("L", (64, 48), level), "PNG")
     fast, ref = _both_paths(monkeypatch, data)
     assert fast["phash"] == ref["phash"] == -(1 << 63)   # only the first (mean) bit, as a signed int64
+
+
+def test_a_kernel_built_from_older_source_is_ignored_with_a_warning() -> None:
+    # A checkout updated without re-running `pip install -e .` keeps the old compiled module, whose
+    # functions take other arguments: the numpy path must run instead of every image failing.
+    code = ("import sys, types, warnings\n"
+            "sys.modules['visionaudit.features._pixelstats'] = types.ModuleType('visionaudit.features._pixelstats')\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            "    from visionaudit.features import decode, properties\n"
+            "assert properties._kernel is None\n"
+            "assert any('older _pixelstats.c' in str(w.message) for w in seen)\n"
+            "from PIL import Image\n"
+            "import io\n"
+            "buf = io.BytesIO(); Image.new('RGB', (40, 30), (200, 10, 10)).save(buf, 'PNG')\n"
+            "assert decode.measure_bytes(buf.getvalue())['error_kind'] is None\n")
+    env = {k: v for k, v in os.environ.items() if k != "VISIONAUDIT_NO_EXTENSION"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

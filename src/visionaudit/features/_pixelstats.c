@@ -629,4 +629,16 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pixelstats", "Compiled per-image properties.", -1, methods};
 
-PyMODINIT_FUNC PyInit__pixelstats(void) { return PyModule_Create(&module); }
+/* Raised whenever a function's arguments or results change: properties.py ignores a module built from
+ * an older copy of this file (a checkout updated without re-running pip install -e .). */
+#define KERNEL_VERSION 2
+
+PyMODINIT_FUNC PyInit__pixelstats(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "VERSION", KERNEL_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

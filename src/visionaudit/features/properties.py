@@ -15,12 +15,20 @@ import functools
 import math
 import os
 import statistics
+import warnings
 
 import numpy as np
+
+#: The _pixelstats.c this code calls (its KERNEL_VERSION).
+KERNEL_VERSION = 2
 
 try:
     from . import _pixelstats as _kernel
 except ImportError:  # built without a C compiler: the numpy path below
+    _kernel = None
+if _kernel is not None and getattr(_kernel, "VERSION", 0) != KERNEL_VERSION:
+    warnings.warn("visionaudit's compiled kernel was built from an older _pixelstats.c; using the slower numpy "
+                  "code (same values) until it is rebuilt with `pip install -e .`", RuntimeWarning, stacklevel=2)
     _kernel = None
 if os.environ.get("VISIONAUDIT_NO_EXTENSION"):
     _kernel = None
