@@ -71,3 +71,17 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path):
     res = runner.invoke(app, ["scan", str(root), "--group-column", "patient", "--cache-dir", str(tmp_path / "c"),
                               "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "patient" in res.output
+
+
+def test_summary_in_a_log_keeps_each_finding_on_a_line_or_two(tmp_path, monkeypatch):
+    # CI logs are not terminals: rich would lay the table out 80 characters wide and fold every
+    # message over four or five lines.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    root = _dataset(tmp_path)
+    res = runner.invoke(app, ["scan", str(root), "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"),
+                              "--fail-on", "never"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) > 100
+    row = next(i for i, line in enumerate(lines) if "zero_byte" in line)
+    assert "file(s) are empty (0 bytes)." in lines[row]

@@ -1,6 +1,8 @@
 """The terminal summary: one line per finding, worst first."""
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.table import Table
 
@@ -15,8 +17,20 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1].rstrip() + "…"
 
 
+#: Width of the summary when stdout is not a terminal (a CI log, a pipe) and $COLUMNS is unset: rich's
+#: default of 80 folds each message over several lines of a 5-column table.
+LOG_WIDTH = 140
+
+
+def _console() -> Console:
+    console = Console(stderr=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(stderr=False, width=LOG_WIDTH)
+    return console
+
+
 def print_summary(result: Result, console: Console | None = None) -> None:
-    console = console or Console(stderr=False)
+    console = console or _console()
     ds = result.dataset_summary
     run = result.run_info
     console.print(f"[bold]visionaudit {run.get('job', 'scan')}[/bold] {ds['source']}  ({ds['format']}, {ds['samples']} samples, "
