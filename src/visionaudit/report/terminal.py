@@ -33,8 +33,10 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     console = console or _console()
     ds = result.dataset_summary
     run = result.run_info
+    splits = ds["splits"]
+    splits = ", ".join(f"{k} {v}" for k, v in splits.items()) if isinstance(splits, dict) else (splits or "")
     console.print(f"[bold]visionaudit {run.get('job', 'scan')}[/bold] {ds['source']}  ({ds['format']}, {ds['samples']} samples, "
-                  f"splits: {ds['splits'] or 'none'})")
+                  f"splits: {splits or 'none'})")
     console.print(f"decoded {run['images_decoded']} image(s), {run['images_from_cache']} from cache, in {run['seconds']:.1f}s")
     if run.get("predictions"):
         console.print(f"predictions: {run['predictions'].get('source') or run['predictions'].get('path')}")
