@@ -28,8 +28,8 @@ def _walk_image_dirs(top: Path) -> list[tuple[str, list[str]]]:
     return found
 
 
-def _walk_images(top: Path) -> list[Path]:
-    return [Path(dirpath) / name for dirpath, names in _walk_image_dirs(top) for name in names]
+def _walk_images(top: Path) -> list[str]:
+    return [os.path.join(dirpath, name) for dirpath, names in _walk_image_dirs(top) for name in names]
 
 
 def read_folder(root: str | os.PathLike) -> Dataset:

@@ -88,7 +88,7 @@ def _list_images(source: Path, key: str, entry: str, root: str) -> list[str]:
     """Image paths of one split entry: a folder (searched recursively) or a .txt list of image paths."""
     where = os.path.normpath(os.path.join(root, os.path.expanduser(entry)))
     if os.path.isdir(where):
-        return [str(p) for p in _walk_images(Path(where))]
+        return _walk_images(Path(where))
     if os.path.isfile(where) and where.lower().endswith(".txt"):
         try:
             text = Path(where).read_text(encoding="utf-8-sig")

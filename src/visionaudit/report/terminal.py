@@ -25,7 +25,7 @@ LOG_WIDTH = 140
 def _console() -> Console:
     console = Console(stderr=False)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(stderr=False, width=LOG_WIDTH)
+        console.width = LOG_WIDTH
     return console
 
 
