@@ -2,10 +2,12 @@
 
 The task: does a photo show a person? Labels come from COCO128's YOLO boxes (class 0 = person),
 independent of any embedder. Separation is the 5-fold (stratified, seeded) cross-validated accuracy
-of a standardised logistic regression on the vectors; the thresholds sit below the values measured
-here with a margin (onnx embedding 0.742 on 128 photos, EfficientNet-Lite0 0.825 on 40, builtin
-0.458 and 0.450), and builtin stays near chance, so a model embedder that fed the wrong pixels
-(or the builtin vectors) would fail.
+of a standardised logistic regression on the vectors, averaged over 10 seeded repeats of the folds: one
+5-fold split of 128 photos moves by +-0.04 with the seed (onnx 0.68-0.73 over seeds 0-2 with
+scikit-learn 1.9, where a single split with seed 0 gave 0.742 with 1.8), so a single split made the
+test fail on a library upgrade. The thresholds sit below the repeated means measured here with a margin
+(onnx embedding 0.715 on 128 photos, builtin 0.502; EfficientNet-Lite0 0.81 on 40, builtin 0.35), and builtin stays near chance, so a model embedder
+that fed the wrong pixels (or the builtin vectors) would fail.
 """
 from __future__ import annotations
 
@@ -35,12 +37,12 @@ def has_person(photo: Path) -> bool:
 
 def separation(vectors: np.ndarray, y: np.ndarray) -> float:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    return float(cross_val_score(model, vectors, y, cv=StratifiedKFold(5, shuffle=True, random_state=0)).mean())
+    return float(cross_val_score(model, vectors, y, cv=RepeatedStratifiedKFold(n_splits=5, n_repeats=10, random_state=0)).mean())
 
 
 def context(photos: list[Path], tmp_path: Path) -> tuple[Context, np.ndarray]:
@@ -67,7 +69,7 @@ def test_onnx_embedder_separates_people_better_than_builtin(tmp_path):
     builtin = embeddings(ctx, "builtin")
     assert builtin.name == "builtin"
     onnx_score, builtin_score = separation(emb.vectors, y), separation(builtin.vectors, y)
-    assert onnx_score >= 0.70 and builtin_score <= 0.55 and onnx_score - builtin_score >= 0.15
+    assert onnx_score >= 0.67 and builtin_score <= 0.58 and onnx_score - builtin_score >= 0.15
     logits = embeddings(ctx, f"{name}#output")                              # a named output instead
     assert logits.vectors.shape == (128, 1000)
 
