@@ -47,3 +47,20 @@ def copy_images(files: list[Path], dest: Path) -> list[Path]:
         shutil.copyfile(f, target)
         out.append(target)
     return out
+
+
+_OUTPUTS: dict[int, list] = {}
+
+
+def run_check(check, ctx) -> list:
+    """Run one check on ``ctx`` as the suite does and return its findings; its scores are kept for
+    :func:`issues_frame` (the scores table of every check this helper ran on that context)."""
+    out = check.run(ctx)
+    _OUTPUTS.setdefault(id(ctx), []).append(out)
+    return out.findings
+
+
+def issues_frame(ctx):
+    from visionaudit.findings import scores_table
+
+    return scores_table(_OUTPUTS.get(id(ctx), []), ctx.sample_ids)

@@ -20,8 +20,9 @@ from visionaudit.checks.balance import (ClassCounts, ClassImbalance, MissingClas
 from visionaudit.context import Context
 from visionaudit.dataset import Dataset, make_samples
 from visionaudit.findings import Severity
+from visionaudit.suites import apply_conditions
 
-from conftest import SHARED, mnist_arrays
+from conftest import SHARED, mnist_arrays, run_check, issues_frame
 
 N = 3000
 BALANCE_CHECKS = (ClassCounts, ClassImbalance, RareClasses, MissingClassInSplit, SplitLabelShift)
@@ -62,7 +63,7 @@ def _run(ctx, **params) -> dict[str, object]:
     out = {}
     for cls in BALANCE_CHECKS:
         check = cls(**{k: v for k, v in params.items() if k in cls.defaults})
-        for f in check.run(ctx):
+        for f in run_check(check, ctx):
             assert f.issue not in out
             out[f.issue] = f
     return out
@@ -97,7 +98,7 @@ def test_random_split_control_flags_nothing_and_counts_are_exact(mnist):
     assert list(counts.evidence["counts"]) == ["train", "val", "test"]
     assert counts.evidence["totals"] == {s: int((splits == s).sum()) for s in ("train", "val", "test")}
     assert counts.evidence["unit"] == "images"
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert not issues["is_rare_classes"].any() and (issues["rare_classes_score"] == 1.0).all()
     assert not issues["is_missing_class_in_split"].any()
     assert "split_label_shift_score" not in issues  # a shift is about splits, not images
@@ -128,8 +129,9 @@ def test_class_missing_from_train_is_an_error(mnist):
     assert f.severity is Severity.ERROR
     assert [(m["class"], m["missing_from"], m["severity"]) for m in f.evidence["missing"]] == [("3", "train", "error")]
     assert set(f.samples) == {f"{splits[i]}/{i:05d}" for i in np.flatnonzero(keep & (labels == 3))}
-    # A severity the user configured wins over the per-case one.
-    assert MissingClassInSplit(severity="info").run(_ctx(mnist, labels, splits, keep))[0].severity is Severity.INFO
+    # A severity the user configured wins over the per-case one (a condition applied after the run).
+    (judged,) = apply_conditions([f], {"balance.missing_class_in_split": {"severity": "info"}})
+    assert judged.severity is Severity.INFO and judged.check_severity is Severity.ERROR and f.severity is Severity.ERROR
 
 
 def test_class_subsampled_to_one_percent_is_rare_and_imbalanced(mnist):
@@ -164,7 +166,7 @@ def test_class_subsampled_to_one_percent_is_rare_and_imbalanced(mnist):
         split_counts = np.bincount(labels[keep & (splits == splits[i])], minlength=10)
         split_threshold = max(5.0, 0.1 * float(np.median(split_counts[split_counts > 0])))
         assert rare.scores[f"{splits[i]}/{i:05d}"] == pytest.approx(min(3 / threshold, in_split / split_threshold))
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_rare_classes"]]) == ids
     assert (issues.loc[~issues["is_rare_classes"], "rare_classes_score"] == 1.0).all()
     assert "split_label_shift" not in found  # 3 images move no label mass
@@ -215,8 +217,8 @@ def test_significant_but_small_shift_is_not_flagged_on_default_effect_size(mnist
     assert chi2_contingency(table.to_numpy().T).pvalue < 0.001
     assert total_variation(table["train"].to_numpy(), table["test"].to_numpy()) < 0.1
     ctx = _ctx(mnist, labels, splits, keep)
-    assert SplitLabelShift().run(ctx) == []
-    found = SplitLabelShift(min_tvd=0.05).run(ctx)
+    assert run_check(SplitLabelShift(), ctx) == []
+    found = run_check(SplitLabelShift(min_tvd=0.05), ctx)
     assert [f.issue for f in found] == ["split_label_shift"]
 
 
@@ -227,8 +229,8 @@ def test_false_positive_rate_on_random_splits(mnist):
     default_flags = loose_flags = 0
     for seed in range(100, 150):
         ctx = _ctx(mnist, labels, _random_split(seed))
-        default_flags += len(SplitLabelShift().run(ctx))
-        loose_flags += len(SplitLabelShift(alpha=0.05, min_tvd=0.0).run(ctx))
+        default_flags += len(run_check(SplitLabelShift(), ctx))
+        loose_flags += len(run_check(SplitLabelShift(alpha=0.05, min_tvd=0.0), ctx))
     assert default_flags == 0
     assert loose_flags <= 6
 
@@ -300,7 +302,7 @@ def test_detection_dataset_counts_objects_per_split(tmp_path):
     split_of = ds.samples.set_index("sample_id")["split"]
     hit = {o.sample_id for o in ds.objects.itertuples() if o.label in rare_all or o.label in rare_in[split_of[o.sample_id]]}
     assert set(rare.samples) == hit and 0 < len(hit) < len(ds)
-    assert "rare_classes_score" in ctx.issues_frame() and ctx.issues_frame().loc[sorted(hit), "is_rare_classes"].all()
+    assert "rare_classes_score" in issues_frame(ctx) and issues_frame(ctx).loc[sorted(hit), "is_rare_classes"].all()
 
 
 def test_unlabelled_split_is_not_a_split_missing_classes(mnist):

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageEnhance
 
-from conftest import coco_images, mnist_arrays
+from conftest import coco_images, mnist_arrays, run_check, issues_frame
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.baselines import ModelVsBaseline, PropertyShortcut, property_predictions
 from visionaudit.context import Context
@@ -72,7 +72,7 @@ def feature_cache(tmp_path_factory) -> Path:
 def _shortcut(tmp_path: Path, cache: Path, seed: int, plant: str | None):
     ctx = Context(read_folder(_two_classes(tmp_path / f"{plant}_{seed}", seed, plant)),
                   feature_options={"cache_dir": cache})
-    return ctx, PropertyShortcut().run(ctx)
+    return ctx, run_check(PropertyShortcut(), ctx)
 
 
 def test_half_size_class_is_a_shortcut_named_by_size(tmp_path, feature_cache):
@@ -94,7 +94,7 @@ def test_half_size_class_is_a_shortcut_named_by_size(tmp_path, feature_cache):
         sizes = [_size(p) for p in sorted((tmp_path / "half_size_0" / cls).glob("*.jpg"))]
         assert ev["class_medians"][cls]["megapixels"] == pytest.approx(np.median([w * h / 1e6 for w, h in sizes]))
     assert ev["class_medians"]["a"]["megapixels"] < 0.3 * ev["class_medians"]["b"]["megapixels"]
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert issues["is_property_shortcut"].sum() == 128
     assert issues["property_shortcut_score"].between(0, 1).all()
 
@@ -118,7 +118,7 @@ def test_random_classes_are_not_a_shortcut(tmp_path, feature_cache):
         ctx, findings = _shortcut(tmp_path, feature_cache, seed, None)
         flagged += len(findings)
         accuracies.append(property_predictions(ctx).correct.mean())
-        issues = ctx.issues_frame()
+        issues = issues_frame(ctx)
         assert issues["property_shortcut_score"].notna().sum() == 128 and not issues["is_property_shortcut"].any()
     assert flagged == 0
     assert 0.40 <= min(accuracies) and max(accuracies) <= 0.62
@@ -163,14 +163,14 @@ def mnist_models(tmp_path_factory):
 
 def test_good_model_beats_every_baseline(mnist_models):
     ctx = mnist_models["contexts"]["good"]
-    assert ModelVsBaseline().run(ctx) == []
+    assert run_check(ModelVsBaseline(), ctx) == []
     test = mnist_models["test"]
     assert (mnist_models["good"][test].argmax(1) == mnist_models["labels"][test]).mean() > 0.85
 
 
 def test_useless_model_is_flagged_with_exact_baselines(mnist_models):
     ctx = mnist_models["contexts"]["useless"]
-    (finding,) = ModelVsBaseline().run(ctx)
+    (finding,) = run_check(ModelVsBaseline(), ctx)
     labels, test = mnist_models["labels"], mnist_models["test"]
     train_counts = np.bincount(labels[~test], minlength=10)
     majority = int(train_counts.argmax())
@@ -206,13 +206,13 @@ def test_registered_in_the_evaluate_suite_only_and_settings_checked(tmp_path):
     root = _two_classes(tmp_path / "d", 0, None)
     (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     ctx = Context(read_folder(root), feature_options={"cache_dir": tmp_path / "c"})
-    assert ModelVsBaseline().run(ctx) == []  # no predictions: nothing to compare
+    assert run_check(ModelVsBaseline(), ctx) == []  # no predictions: nothing to compare
     # A corrupt image is left out of the property model (it has no properties), never a crash.
-    assert PropertyShortcut().run(ctx) == []
-    scores = ctx.issues_frame()["property_shortcut_score"]
+    assert run_check(PropertyShortcut(), ctx) == []
+    scores = issues_frame(ctx)["property_shortcut_score"]
     assert scores.isna().sum() == 1 and np.isnan(scores["a/broken.jpg"]) and scores.notna().sum() == 128
     with pytest.raises(ValueError, match="unknown property model 'forest'"):
-        PropertyShortcut(model="forest").run(ctx)
+        run_check(PropertyShortcut(model="forest"), ctx)
 
 
 def test_without_splits_all_labelled_samples_with_predictions_are_judged(tmp_path, feature_cache):
@@ -230,7 +230,7 @@ def test_without_splits_all_labelled_samples_with_predictions_are_judged(tmp_pat
     table.to_csv(tmp_path / "preds.csv", index=False)
     ctx = Context(dataset, predictions=read_predictions(tmp_path / "preds.csv", dataset),
                   feature_options={"cache_dir": feature_cache})
-    (finding,) = ModelVsBaseline().run(ctx)
+    (finding,) = run_check(ModelVsBaseline(), ctx)
     ev = finding.evidence
     assert (ev["split"], ev["n"], ev["baseline_source"], ev["majority_class"]) == ("all", 100, "all labels", "a")
     assert ev["model_accuracy"] == 0.55

@@ -19,7 +19,7 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import mnist_arrays
+from conftest import mnist_arrays, run_check, issues_frame
 from PIL import Image
 from scipy import stats
 from typer.testing import CliRunner
@@ -104,7 +104,7 @@ def _compare(digits, a: str, b: str, **params):
     dataset = _dataset(digits)
     ctx = Context(dataset, predictions=read_predictions(digits[a], dataset),
                   settings={"compare": read_predictions(digits[b], dataset)})
-    findings = ModelComparison(**params).run(ctx)
+    findings = run_check(ModelComparison(**params), ctx)
     assert "features" not in ctx.__dict__, "comparing predictions must not decode images"
     return findings, ctx
 
@@ -148,7 +148,7 @@ def test_swapped_models_are_a_significant_regression(digits):
     assert finding.message.startswith("B (a.csv) is significantly worse than A (b.csv)")
     assert finding.evidence["metrics"]["accuracy"]["difference"] == pytest.approx(-(IMPROVED - REGRESSED) / N, abs=1e-12)
     # The samples B (here a.csv) gets wrong that A gets right are flagged, scored by B's probability of the label.
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_comparison_regression"]]) == digits["improved"]
     p_true = digits["p_a"][np.arange(N), digits["y"]]
     np.testing.assert_allclose(issues.loc[digits["ids"], "comparison_regression_score"], p_true, atol=1e-12)
@@ -187,7 +187,7 @@ def test_identical_discordance_needs_no_sample_size(digits):
     p_b[right[:5]] = np.roll(np.eye(10)[y[right[:5]]], 1, axis=1)   # 5 put wrong
     ctx = Context(dataset, predictions=read_predictions(digits["a_csv"], dataset),
                   settings={"compare": Predictions(CLASSES, p_b, digits["ids"].tolist(), "same.csv")})
-    (finding,) = ModelComparison().run(ctx)
+    (finding,) = run_check(ModelComparison(), ctx)
     assert finding.evidence["mcnemar"]["p_value"] == 1.0 and finding.evidence["samples_needed"] is None
     assert "they get equally many samples right that the other gets wrong" in finding.message
 
@@ -198,7 +198,7 @@ def test_only_samples_predicted_by_both_are_compared(digits):
     p_b[:100] = np.nan                                               # B did not predict the first 100 digits
     ctx = Context(dataset, predictions=read_predictions(digits["a_csv"], dataset),
                   settings={"compare": Predictions(CLASSES, p_b, digits["ids"].tolist(), "part.csv")})
-    (finding,) = ModelComparison().run(ctx)
+    (finding,) = run_check(ModelComparison(), ctx)
     y, keep = digits["y"][100:], slice(100, None)
     ca, cb = digits["p_a"][keep].argmax(1) == y, digits["p_b"][keep].argmax(1) == y
     assert finding.evidence["n"] == N - 100 and finding.evidence["evaluated_a"] == N
@@ -211,10 +211,10 @@ def test_mismatched_or_missing_inputs_are_clear_errors(digits, tmp_path):
     preds = read_predictions(digits["a_csv"], dataset)
     other = Predictions(CLASSES[:9] + ["ten"], digits["p_b"], digits["ids"].tolist(), "other.csv")
     with pytest.raises(ValueError, match=r"different classes: only in A \(.*a.csv\): \['9'\], only in B \(other.csv\): \['ten'\]"):
-        ModelComparison().run(Context(dataset, predictions=preds, settings={"compare": other}))
+        run_check(ModelComparison(), Context(dataset, predictions=preds, settings={"compare": other}))
     with pytest.raises(ValueError, match="without the predictions of the model they are compared with"):
-        ModelComparison().run(Context(dataset, settings={"compare": preds}))
-    assert ModelComparison().run(Context(dataset, predictions=preds)) == []
+        run_check(ModelComparison(), Context(dataset, settings={"compare": preds}))
+    assert run_check(ModelComparison(), Context(dataset, predictions=preds)) == []
     # A B file lacking a class column fails before any image is decoded, naming the file.
     short = _write(tmp_path / "short.csv", digits["ids"], digits["p_b"], columns=CLASSES[:9])
     with pytest.raises(SourceError, match=r"short.csv.*no column for label\(s\) '9'"):

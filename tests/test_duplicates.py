@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from conftest import coco_images, mnist_arrays
+from conftest import coco_images, mnist_arrays, run_check, issues_frame
 from visionaudit.checks.duplicates import (ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates,
                                            duplicate_index)
 from visionaudit.context import Context
@@ -48,7 +48,7 @@ def make_variant(src: Path, kind: str, dest: Path) -> Path:
 
 def run_checks(root: Path, cache_dir: Path, *checks):
     ctx = Context(read_folder(root), feature_options={"cache_dir": cache_dir, "workers": 2})
-    return ctx, [f for c in checks for f in c.run(ctx)]
+    return ctx, [f for c in checks for f in run_check(c, ctx)]
 
 
 def group_sets(finding) -> set[frozenset[str]]:
@@ -98,7 +98,7 @@ def test_exact_and_near_groups_on_injected_copies(injected, tmp_path):
     for g in near.groups:
         assert g["kind"] == "near" and 0.9 <= g["similarity"] <= 1.0
         assert g["samples"][0] in {f"{a}_png.png", f"{b}.jpg", f"{c}.jpg", f"{d}.jpg", f"{e}.jpg"}  # full size first
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_near_duplicates"]]) == set(near.samples)
     assert set(issues.index[issues["is_exact_duplicates"]]) == expected_exact
     assert issues.loc[f"{b}_r50.jpg", "near_duplicates_score"] <= 0.1
@@ -141,7 +141,7 @@ def test_false_positive_rate_on_2000_distinct_mnist_digits(tmp_path):
     flagged = by_issue["near_duplicates"].samples
     assert len(flagged) == 55
     assert {s.split("/")[0] for s in flagged} == {"1"}
-    (floor_only,) = NearDuplicates(contrast=1.0).run(ctx)
+    (floor_only,) = run_check(NearDuplicates(contrast=1.0), ctx)
     assert len(floor_only.samples) == 272
 
 
@@ -205,4 +205,4 @@ def test_tiny_and_broken_collections(tmp_path):
     assert findings == []
     index = duplicate_index(ctx)
     assert list(index.ids) == ["only.jpg"] and index.candidates == 0
-    assert ctx.issues_frame().loc["only.jpg", "near_duplicates_score"] == 1.0
+    assert issues_frame(ctx).loc["only.jpg", "near_duplicates_score"] == 1.0

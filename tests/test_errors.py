@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import mnist_arrays
+from conftest import mnist_arrays, run_check, issues_frame
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.errors import ConfidentErrors, ConfusedPairs
 from visionaudit.context import Context
@@ -87,7 +87,7 @@ def test_both_checks_are_registered_in_the_evaluate_suite_only():
 
 
 def test_confused_pairs_exact_pairs_counts_shares_and_examples(case):
-    (finding,) = ConfusedPairs().run(case["ctx"])
+    (finding,) = run_check(ConfusedPairs(), case["ctx"])
     support, planted = case["support"], case["planted"]
     # 7 and 3 both have 3 mistakes: the one with the larger share of its true class comes first.
     tie = sorted([(7, 1), (3, 5)], key=lambda tp: -3 / support[tp[0]])
@@ -104,7 +104,7 @@ def test_confused_pairs_exact_pairs_counts_shares_and_examples(case):
     listed = {s for t, p in expected for s in planted[("test", t, p)]}
     assert set(finding.samples) == listed
     # Scores: 1 - share of the pair for its members, 1 for right ones; flags = members of listed pairs.
-    issues = case["ctx"].issues_frame()
+    issues = issues_frame(case["ctx"])
     assert set(issues.index[issues["is_confused_pairs"]]) == listed
     lone = next(iter(planted[("test", 2, 8)]))
     assert issues.at[lone, "confused_pairs_score"] == pytest.approx(1 - 1 / support[2], abs=1e-12)
@@ -120,16 +120,16 @@ def test_confused_pairs_exact_pairs_counts_shares_and_examples(case):
 
 
 def test_confused_pairs_settings(case):
-    (one,) = ConfusedPairs(min_count=1, top=2, examples=2).run(case["ctx"])
+    (one,) = run_check(ConfusedPairs(min_count=1, top=2, examples=2), case["ctx"])
     assert [(g["true"], g["predicted"]) for g in one.groups][0] == ("4", "9")
     assert len(one.groups) == 2 and all(len(g["samples"]) == 2 for g in one.groups)
-    (every,) = ConfusedPairs(min_count=1).run(case["ctx"])
+    (every,) = run_check(ConfusedPairs(min_count=1), case["ctx"])
     assert ("2", "8", 1) in {(g["true"], g["predicted"], g["count"]) for g in every.groups}
-    assert ConfusedPairs(min_count=7).run(case["ctx"]) == []
+    assert run_check(ConfusedPairs(min_count=7), case["ctx"]) == []
 
 
 def test_confident_errors_worst_first_with_given_and_predicted_labels(case):
-    (finding,) = ConfidentErrors().run(case["ctx"])
+    (finding,) = run_check(ConfidentErrors(), case["ctx"])
     planted = case["planted"]
     wrong = {}
     for (where, true, pred), members in planted.items():
@@ -142,7 +142,7 @@ def test_confident_errors_worst_first_with_given_and_predicted_labels(case):
     first = finding.evidence["worst"][0]
     assert first["probability"] == pytest.approx(0.99) and first["given_probability"] == pytest.approx(0.006)
     assert finding.evidence["flagged"] == 10 and finding.evidence["misclassified"] == 13
-    issues = case["ctx"].issues_frame()
+    issues = issues_frame(case["ctx"])
     assert set(issues.index[issues["is_confident_errors"]]) == set(order)
     assert issues.at[order[0], "confident_errors_score"] == pytest.approx(0.01, abs=1e-9)
     # The 3 -> 5 mistakes at 0.40-0.48 are wrong but not confident: scored, not flagged.
@@ -150,13 +150,13 @@ def test_confident_errors_worst_first_with_given_and_predicted_labels(case):
         assert issues.at[s, "confident_errors_score"] == pytest.approx(1 - q, abs=1e-9)
     assert finding.message == (f"test: 10 of 13 wrong predictions have probability >= 0.5 for the wrong class; "
                                f"the surest: {order[0]} given '2', predicted '8' (0.990)")
-    (strict,) = ConfidentErrors(min_confidence=0.84, top=3).run(case["ctx"])
+    (strict,) = run_check(ConfidentErrors(min_confidence=0.84, top=3), case["ctx"])
     assert strict.samples == order[:4] and len(strict.evidence["worst"]) == 3
 
 
 def test_nothing_without_predictions_or_without_mistakes(case):
     bare = Context(case["dataset"])
-    assert ConfusedPairs().run(bare) == [] and ConfidentErrors().run(bare) == []
+    assert run_check(ConfusedPairs(), bare) == [] and run_check(ConfidentErrors(), bare) == []
     labels = case["labels"]
     perfect = np.full((len(labels), 10), 0.05 / 9)
     perfect[np.arange(len(labels)), labels] = 0.95
@@ -165,8 +165,8 @@ def test_nothing_without_predictions_or_without_mistakes(case):
     csv = case["base"] / "perfect.csv"
     table.to_csv(csv, index=False)
     ctx = Context(case["dataset"], predictions=read_predictions(csv, case["dataset"]))
-    assert ConfusedPairs().run(ctx) == [] and ConfidentErrors().run(ctx) == []
-    assert ctx.issues_frame()["is_confident_errors"].sum() == 0
+    assert run_check(ConfusedPairs(), ctx) == [] and run_check(ConfidentErrors(), ctx) == []
+    assert issues_frame(ctx)["is_confident_errors"].sum() == 0
 
 
 def test_calibration_reports_each_class_one_vs_rest_with_enough_samples(case):
@@ -186,7 +186,7 @@ def test_calibration_reports_each_class_one_vs_rest_with_enough_samples(case):
     csv = case["base"] / "decoys.csv"
     table.to_csv(csv, index=False, float_format="%.17g")
     ctx = Context(case["dataset"], predictions=read_predictions(csv, case["dataset"]))
-    (finding,) = Calibration(max_ece=0.0, min_class_samples=30).run(ctx)
+    (finding,) = run_check(Calibration(max_ece=0.0, min_class_samples=30), ctx)
     y, P = labels[test], probs[test]
     support = np.bincount(y, minlength=10)
     assert [r["class"] for r in finding.evidence["per_class"]] == [str(c) for c in range(10) if support[c] >= 30]

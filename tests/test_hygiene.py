@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import COCO128, coco_images
+from conftest import COCO128, coco_images, run_check, issues_frame
 from PIL import Image
 from test_duplicates import make_variant
 
@@ -96,7 +96,7 @@ def _run(leaky, group_columns=(), **params):
     ctx = Context(dataset, predictions=read_predictions(leaky["preds"], dataset),
                   settings={"group_columns": list(group_columns)},
                   feature_options={"cache_dir": leaky["cache"], "workers": 2})
-    return LeakedTestMetrics(**params).run(ctx), ctx
+    return run_check(LeakedTestMetrics(**params), ctx), ctx
 
 
 def _accuracy(c):
@@ -115,7 +115,7 @@ def test_planted_copies_are_exactly_the_flagged_samples(leaky):
     assert sources == {f"test/copy_{k}": ("exact" if k in EXACT else "near", [f"train/{train[i].name}"])
                        for k, i in {**EXACT, **NEAR}.items()}
     assert all(g["splits"] == ["test", "train"] and g["labels"][0] == g["labels"][1] for g in finding.groups)
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_copied_from_train"]]) == exact | near
     assert issues.loc[leaky["test_ids"], "copied_from_train_score"].notna().all()
     assert issues["copied_from_train_score"].isna().sum() == len(train) + 1     # training samples are not judged
@@ -188,14 +188,14 @@ def test_nothing_to_judge(leaky, tmp_path):
     dataset = load_dataset(path)
     ctx = Context(dataset, predictions=read_predictions(tmp_path / "preds.csv", dataset),
                   feature_options={"cache_dir": leaky["cache"], "workers": 2})
-    assert LeakedTestMetrics().run(ctx) == []
-    issues = ctx.issues_frame()
+    assert run_check(LeakedTestMetrics(), ctx) == []
+    issues = issues_frame(ctx)
     assert not issues["is_copied_from_train"].any() and (issues["copied_from_train_score"].dropna() == 1.0).all()
     # Without a train split there is nothing the model learnt from.
     path = tmp_path / "test_only.csv"
     table[table["split"] == "test"].to_csv(path, index=False)
     dataset = load_dataset(path)
-    assert LeakedTestMetrics().run(Context(dataset, predictions=read_predictions(leaky["preds"], dataset))) == []
+    assert run_check(LeakedTestMetrics(), Context(dataset, predictions=read_predictions(leaky["preds"], dataset))) == []
 
 
 def test_in_the_evaluate_run(leaky):

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import mnist_arrays
+from conftest import mnist_arrays, run_check, issues_frame
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.labels import LabelIssues, corrected_candidates
 from visionaudit.context import Context
@@ -85,13 +85,13 @@ def judged(noisy_mnist):
     assert dataset.samples["sample_id"].tolist() == noisy_mnist["ids"][order].tolist()
     ctx = Context(dataset, predictions=read_predictions(noisy_mnist["csv"], dataset),
                   feature_options={"cache_dir": noisy_mnist["cache"]})
-    findings = LabelIssues().run(ctx)
+    findings = run_check(LabelIssues(), ctx)
     return ctx, findings, order
 
 
 def test_ranking_puts_flipped_labels_first(noisy_mnist, judged):
     ctx, findings, _ = judged
-    scores = ctx.issues_frame()["label_issues_score"]
+    scores = issues_frame(ctx)["label_issues_score"]
     assert scores.notna().all() and scores.between(0, 1).all()
     k = len(noisy_mnist["flipped"])
     top = set(scores.sort_values(kind="stable").index[:k])
@@ -115,7 +115,7 @@ def test_agrees_with_cleanlab_on_the_same_probabilities(noisy_mnist, judged):
     (finding,) = findings
     assert set(finding.samples) == set(ids[theirs])
     assert finding.samples == [ids[i] for i in theirs]
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_label_issues"]]) == set(ids[theirs])
     quality = cleanlab_rank.get_label_quality_scores(labels, probs)
     np.testing.assert_allclose(issues.loc[ids, "label_issues_score"].to_numpy(), quality, rtol=0, atol=1e-12)
@@ -165,10 +165,10 @@ def test_samples_without_predictions_or_labels_are_not_judged(noisy_mnist, tmp_p
     preds = read_predictions(csv, dataset)
     assert preds.missing == 3 and preds.notes == ["3 of 3000 samples have no prediction in partial.csv"]
     ctx = Context(dataset, predictions=preds, feature_options={"cache_dir": noisy_mnist["cache"]})
-    (finding,) = LabelIssues().run(ctx)
+    (finding,) = run_check(LabelIssues(), ctx)
     ids = samples["sample_id"].to_numpy()
     unjudged = set(ids[:100]) | {s for s in ids if s.endswith(("00000.png", "00001.png", "00002.png"))}
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["label_issues_score"].isna()]) == unjudged
     assert not set(finding.samples) & unjudged
     assert finding.evidence["judged"] == 3000 - len(unjudged)
@@ -177,7 +177,7 @@ def test_samples_without_predictions_or_labels_are_not_judged(noisy_mnist, tmp_p
 
 def test_no_predictions_no_finding_and_only_the_evaluate_suite_runs_it(noisy_mnist):
     ctx = Context(read_folder(noisy_mnist["root"]))
-    assert LabelIssues().run(ctx) == [] and ctx.issues_frame().empty
+    assert run_check(LabelIssues(), ctx) == [] and issues_frame(ctx).empty
     assert REGISTRY["labels.label_issues"] is LabelIssues
     assert "labels.label_issues" not in SUITES["scan"]
     assert LabelIssues in [type(c) for c in build_checks("evaluate")]
@@ -237,7 +237,7 @@ def relabelled_copies(noisy_mnist, tmp_path_factory):
     table.to_csv(csv, index=False)
     dataset = read_folder(root)
     ctx = Context(dataset, predictions=read_predictions(csv, dataset), feature_options={"cache_dir": base / "cache"})
-    (finding,) = LabelIssues().run(ctx)
+    (finding,) = run_check(LabelIssues(), ctx)
     return {"ctx": ctx, "finding": finding, "originals": orig_ids, "copies": copies,
             "probs": {case: probs[position[sid]] for case, sid in orig_ids.items()}}
 
@@ -288,7 +288,7 @@ def test_relabelled_copies_join_the_list(relabelled_copies, tmp_path):
             assert rows[sid]["reason"].startswith(f"{kind} duplicates carry different labels")
     assert "suggested: the copies' majority label" in c["reason"] and "tie" in rows[orig["d"]]["reason"]
     # The ranking: flags and scores in the issues table, candidates worst first.
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert issues.loc[sorted(joined), "is_label_issues"].all()
     assert issues.loc[copies["c"][1], "label_issues_score"] == pytest.approx(1 / 3)
     assert np.isnan(issues.loc[copies["c"][0], "label_issues_score"])
@@ -309,5 +309,5 @@ def test_relabelled_copies_join_the_list(relabelled_copies, tmp_path):
     both = [s for s in model_only if rows[s]["duplicate_cluster"] is not None]
     assert all("; near duplicates carry different labels" in rows[s]["reason"] for s in both)
     # Without the duplicate rule only the model's verdict is left.
-    (alone,) = LabelIssues(duplicates=False).run(ctx)
+    (alone,) = run_check(LabelIssues(duplicates=False), ctx)
     assert set(alone.samples) == model_only and not alone.groups

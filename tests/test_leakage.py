@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import coco_images
+from conftest import coco_images, run_check, issues_frame
 from test_duplicates import group_sets, make_variant
 from visionaudit import scan
 from visionaudit.checks import duplicates
@@ -43,7 +43,7 @@ def test_exact_and_near_leakage_across_split_folders(split_tree, tmp_path, monke
     monkeypatch.setattr(duplicates, "_build_index", lambda *a: builds.append(1) or real_build(*a))
     ctx = Context(read_folder(root), feature_options={"cache_dir": tmp_path / "cache", "workers": 2})
     findings = {f.issue: f for c in (ExactDuplicates(), NearDuplicates(), ExactSplitLeakage(), NearSplitLeakage())
-                for f in c.run(ctx)}
+                for f in run_check(c, ctx)}
     assert len(builds) == 1                       # the duplicate pairs are computed once and shared
 
     exact = findings["exact_split_leakage"]
@@ -64,7 +64,7 @@ def test_exact_and_near_leakage_across_split_folders(split_tree, tmp_path, monke
     # The within-train copy is a near duplicate but not leakage.
     assert frozenset({f"train/{photos[5].name}", "train/p5_small.jpg"}) in group_sets(findings["near_duplicates"])
     assert "train/p5_small.jpg" not in near.samples
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_exact_split_leakage"]]) == set(exact.samples)
     assert issues.loc["val/p1_small.jpg", "near_split_leakage_score"] < 0.1
     assert issues.loc["train/p5_small.jpg", "near_split_leakage_score"] == 1.0
@@ -101,8 +101,8 @@ def test_no_group_columns_means_no_group_check(split_tree, tmp_path):
     root, _ = split_tree
     ctx = Context(read_folder(root), settings={"group_columns": []},
                   feature_options={"cache_dir": tmp_path / "cache", "workers": 2})
-    assert GroupLeakage().run(ctx) == []
-    assert "group_leakage_score" not in ctx.issues_frame().columns
+    assert run_check(GroupLeakage(), ctx) == []
+    assert "group_leakage_score" not in issues_frame(ctx).columns
 
 
 def test_one_file_listed_in_two_splits_is_exact_leakage(tmp_path):

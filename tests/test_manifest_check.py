@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 import visionaudit
-from conftest import coco_images
+from conftest import coco_images, run_check, issues_frame
 from test_dataset_readers import make_photo_dir
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.manifest import DuplicatePaths
@@ -69,8 +69,8 @@ def test_no_repeated_path_no_finding_and_every_row_scores_one(tmp_path: Path):
     root = make_photo_dir(tmp_path / "data")
     (root / "m.csv").write_text("path\na.jpg\nc.jpg\nsub dir/ñandú 1.jpg\n", encoding="utf-8")
     ctx = Context(load_dataset(root / "m.csv"), feature_options={"cache_dir": tmp_path / "cache", "workers": 1})
-    assert DuplicatePaths().run(ctx) == []
-    frame = ctx.issues_frame()
+    assert run_check(DuplicatePaths(), ctx) == []
+    frame = issues_frame(ctx)
     assert frame["duplicate_manifest_path_score"].tolist() == [1.0, 1.0, 1.0]
     assert not frame["is_duplicate_manifest_path"].any()
 
@@ -87,7 +87,7 @@ def test_coco_file_listed_under_two_image_ids_is_flagged(tmp_path: Path):
     (tmp_path / "gt.json").write_text(json.dumps(coco))
     ctx = Context(load_dataset(tmp_path / "gt.json", images=images),
                   feature_options={"cache_dir": tmp_path / "cache", "workers": 1})
-    [finding] = DuplicatePaths().run(ctx)
+    [finding] = run_check(DuplicatePaths(), ctx)
     assert finding.samples == [names[0], f"{names[0]}@id 3"]
     assert finding.groups[0]["labels"] == [None, None]
 

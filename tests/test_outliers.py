@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import coco_images, mnist_arrays
+from conftest import coco_images, mnist_arrays, run_check, issues_frame
 from visionaudit.checks.outliers import Outliers
 from visionaudit.context import Context
 from visionaudit.dataset import read_folder
@@ -33,8 +33,8 @@ def test_clean_coco128_has_no_outliers(tmp_path):
     """The 256 COCO128 photos: nobody is past the cut-off (the most isolated, birds against an
     overcast white sky, sits at about 5.4 robust standard deviations; the cut-off is 8)."""
     ctx = _context(_coco(tmp_path / "coco"), tmp_path / "cache")
-    assert Outliers().run(ctx) == []
-    scores = ctx.issues_frame()["outliers_score"]
+    assert run_check(Outliers(), ctx) == []
+    scores = issues_frame(ctx)["outliers_score"]
     assert scores.notna().all() and scores.min() > 0.5
     assert scores.idxmin() == "train2017_000000000143.jpg"
 
@@ -49,11 +49,11 @@ def test_planted_strays_rank_first(tmp_path):
     board = ((np.indices((240, 320)).sum(axis=0) // 20) % 2 * 255).astype(np.uint8)
     Image.fromarray(board).save(root / "zz_checker.png")
     ctx = _context(root, tmp_path / "cache")
-    (finding,) = Outliers().run(ctx)
+    (finding,) = run_check(Outliers(), ctx)
     assert set(finding.samples) == PLANTED
     assert finding.samples[0] == "zz_checker.png"                    # worst first
     assert all(finding.evidence["z_scores"][s] > 10 for s in PLANTED)
-    scores = ctx.issues_frame()["outliers_score"].sort_values()
+    scores = issues_frame(ctx)["outliers_score"].sort_values()
     assert set(scores.index[:4]) == PLANTED
     assert (scores[list(PLANTED)] < 0.5).all() and (scores.drop(list(PLANTED)) > 0.5).all()
     assert finding.severity.value == "warning" and finding.thresholds == {"neighbours": 10, "threshold": 8.0}
@@ -86,5 +86,5 @@ def test_too_few_images_is_not_judged(tmp_path):
     for f in coco_images("val2017")[:8]:
         shutil.copyfile(f, root / f.name)
     ctx = _context(root, tmp_path / "cache")
-    assert Outliers().run(ctx) == []
-    assert "outliers_score" not in ctx.issues_frame().columns
+    assert run_check(Outliers(), ctx) == []
+    assert "outliers_score" not in issues_frame(ctx).columns

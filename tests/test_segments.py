@@ -35,7 +35,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import mnist_arrays
+from conftest import mnist_arrays, run_check, issues_frame
 from PIL import Image
 from scipy import stats
 
@@ -113,7 +113,7 @@ def planted(digits):
     rows = spoiled[:, None]
     probs[rows, top2] = probs[rows, top2[:, ::-1]]
     ctx = _context(digits, dataset, probs, "planted")
-    (finding,) = WeakSegments(clusters=False).run(ctx)
+    (finding,) = run_check(WeakSegments(clusters=False), ctx)
     return {"ctx": ctx, "finding": finding, "probs": probs, "scanner": scanner, "spoiled": set(digits["ids"][spoiled])}
 
 
@@ -166,7 +166,7 @@ def test_planted_scores_and_finding_samples(digits, planted):
     c_ratio, sharp_ratio = finding.groups[0]["accuracy"] / overall, sharp["accuracy"] / overall
     expected = np.where(in_c, c_ratio, 1.0)
     expected = np.where(in_sharp, np.minimum(expected, sharp_ratio), expected)
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     np.testing.assert_allclose(issues.loc[digits["ids"], "weak_segments_score"].to_numpy(), expected, atol=1e-12)
     assert set(issues.index[issues["is_weak_segments"]]) == set(digits["ids"][in_c | in_sharp])
     assert finding.samples[: int(in_c.sum())] == [s for s in finding.samples if s in set(digits["ids"][in_c])]
@@ -179,11 +179,11 @@ def test_no_weak_metadata_slice_in_random_scanners(digits):
     tested = flagged = runs_significant = 0
     for seed in range(NULL_RUNS):
         ctx = _context(digits, _dataset(digits, seed=100 + seed), digits["probs"], "null")
-        findings = WeakSegments(properties=(), clusters=False).run(ctx)
+        findings = run_check(WeakSegments(properties=(), clusters=False), ctx)
         assert "features" not in ctx.__dict__, "metadata-only slicing must not decode images"
         tested += 4
         flagged += len(findings[0].groups) if findings else 0
-        runs_significant += bool(WeakSegments(properties=(), clusters=False, min_drop=0.0).run(ctx))
+        runs_significant += bool(run_check(WeakSegments(properties=(), clusters=False, min_drop=0.0), ctx))
     assert tested == 4 * NULL_RUNS
     assert flagged == 0 <= MAX_NULL_FLAGS
     assert runs_significant <= MAX_NULL_RUNS_SIGNIFICANCE_ONLY
@@ -196,11 +196,11 @@ def test_candidate_slices_and_skipped_columns(digits):
     dataset = _dataset(digits, seed=0, serial=serial, site=site)
     dataset.samples["patient"] = rng.choice(["p1", "p2"], N)             # sliced because it is a group column
     ctx = _context(digits, dataset, digits["probs"], "candidates", group_columns=["patient", "ward"])
-    assert WeakSegments(min_drop=1.0).run(ctx) == []
-    issues = ctx.issues_frame()
+    assert run_check(WeakSegments(min_drop=1.0), ctx) == []
+    issues = issues_frame(ctx)
     assert (issues["weak_segments_score"] == 1.0).all() and not issues["is_weak_segments"].any()
     # Every tested slice flagged, so the finding carries the whole table of candidates.
-    (finding,) = WeakSegments(min_drop=-1.0, fdr=1.0).run(ctx)
+    (finding,) = run_check(WeakSegments(min_drop=-1.0, fdr=1.0), ctx)
     table, skipped = finding.evidence["slices"], finding.evidence["skipped"]
     names = [row["slice"] for row in table]
     columns = {row["column"] for row in table}
@@ -260,13 +260,13 @@ def _check_groups_against_members(finding, members: dict[str, set[str]], correct
 
 def test_real_weak_cluster_matches_a_direct_computation(digits):
     ctx = _context(digits, _dataset(digits, seed=0), digits["probs"], "clusters")
-    (finding,) = WeakSegments(properties=()).run(ctx)
+    (finding,) = run_check(WeakSegments(properties=()), ctx)
     assert [g["kind"] for g in finding.groups] == ["cluster"]
     members = _cluster_members(ctx, digits)
     correct = dict(zip(digits["ids"], digits["probs"].argmax(axis=1) == digits["labels"]))
     _check_groups_against_members(finding, members, correct)
     assert finding.groups[0]["accuracy"] < finding.evidence["overall_accuracy"] - 0.15
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_weak_segments"]]) == members[finding.groups[0]["slice"]]
 
 
@@ -291,7 +291,7 @@ def test_planted_inverted_digits_are_the_weak_cluster(digits, inverted):
     probs[inverted["rows"]] = _random_probs(digits["labels"], seed=2, rate=0.6)[inverted["rows"]]
     ctx = Context(inverted["dataset"], predictions=Predictions([str(c) for c in range(10)], probs, digits["ids"].tolist()),
                   feature_options={"cache_dir": digits["base"] / "cache"})
-    (finding,) = WeakSegments(properties=()).run(ctx)
+    (finding,) = run_check(WeakSegments(properties=()), ctx)
     members = _cluster_members(ctx, digits)
     # The inverted digits share no cluster with upright ones...
     pure = {name for name, m in members.items() if m <= inverted["ids"]}
@@ -303,7 +303,7 @@ def test_planted_inverted_digits_are_the_weak_cluster(digits, inverted):
     assert len(flagged) >= 120
     correct = dict(zip(digits["ids"], probs.argmax(axis=1) == digits["labels"]))
     _check_groups_against_members(finding, members, correct)
-    issues = ctx.issues_frame()
+    issues = issues_frame(ctx)
     assert set(issues.index[issues["is_weak_segments"]]) == flagged
 
 
@@ -314,9 +314,9 @@ def test_no_weak_cluster_when_errors_do_not_depend_on_the_image(digits):
         # One set of clusters (computed once per run) judged against 20 independent error patterns.
         ctx.predictions = Predictions([str(c) for c in range(10)], _random_probs(digits["labels"], 1000 + seed, 0.88),
                                       digits["ids"].tolist())
-        findings = WeakSegments(properties=()).run(ctx)
+        findings = run_check(WeakSegments(properties=()), ctx)
         flagged += len(findings[0].groups) if findings else 0
-        runs_significant += bool(WeakSegments(properties=(), min_drop=0.0).run(ctx))
+        runs_significant += bool(run_check(WeakSegments(properties=(), min_drop=0.0), ctx))
     assert flagged == 0 <= MAX_NULL_FLAGS
     assert runs_significant <= MAX_NULL_RUNS_SIGNIFICANCE_ONLY
     assert sum(key[0] == "segments.clusters" for key in ctx._memo) == 1
@@ -324,10 +324,10 @@ def test_no_weak_cluster_when_errors_do_not_depend_on_the_image(digits):
 
 def test_without_predictions_or_labels_nothing_is_judged(digits):
     dataset = _dataset(digits, seed=0)
-    assert WeakSegments().run(Context(dataset)) == []
+    assert run_check(WeakSegments(), Context(dataset)) == []
     unlabelled = Dataset(dataset.samples.assign(label=None), source="x", format="manifest", metadata_columns=["scanner"])
     preds = Predictions([str(c) for c in range(10)], digits["probs"], digits["ids"].tolist())
-    assert WeakSegments().run(Context(unlabelled, predictions=preds)) == []
+    assert run_check(WeakSegments(), Context(unlabelled, predictions=preds)) == []
 
 
 def test_registered_in_the_evaluate_suite():

@@ -1,4 +1,4 @@
-"""Command line: one command per job (``scan``, ``evaluate``; drift, pipeline, serve later)."""
+"""Command line: one command per job (``scan``, ``evaluate``, ``report``; drift, pipeline, serve later)."""
 from __future__ import annotations
 
 import sys
@@ -30,6 +30,7 @@ def scan(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML file for CI systems."),
+    scores_csv: Optional[Path] = typer.Option(None, "--scores-csv", help="Also write the scores table (scores.parquet) as CSV."),
     write_clean_manifest: Optional[Path] = typer.Option(
         None, "--write-clean-manifest",
         help="Write a CSV manifest without unusable files and with one copy per exact-duplicate group (plus <name>.dropped.csv)."),
@@ -49,7 +50,7 @@ def scan(
                           use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet))
     except VisionauditError as exc:
         _fail(exc)
-    json_path, html_path = _write_reports(result, out)
+    json_path, html_path = _write_reports(result, out, scores_csv)
     if junit is not None:
         from .report.junit import write_junit
         write_junit(result, junit, fail_on=fail_on)
@@ -93,6 +94,8 @@ def evaluate(
     fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file overriding check thresholds and severities."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache folder (default ~/.cache/visionaudit or $VISIONAUDIT_CACHE)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML file for CI systems."),
+    scores_csv: Optional[Path] = typer.Option(None, "--scores-csv", help="Also write the scores table (scores.parquet) as CSV."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary table."),
 ) -> None:
     """Evaluate a model's predictions (or, without them, cross-validated ones on image embeddings): metrics with
@@ -114,7 +117,10 @@ def evaluate(
                               model_classes=model_classes, model_output=model_output)
     except VisionauditError as exc:
         _fail(exc)
-    json_path, html_path = _write_reports(result, out)
+    json_path, html_path = _write_reports(result, out, scores_csv)
+    if junit is not None:
+        from .report.junit import write_junit
+        write_junit(result, junit, fail_on=fail_on)
     label_issues = result.finding("label_issues")
     if label_issues is not None:
         candidates = out / "label_candidates.csv"
@@ -138,13 +144,51 @@ def _fail(exc: VisionauditError) -> NoReturn:
     raise typer.Exit(2) from exc
 
 
-def _write_reports(result: Result, out: Path) -> tuple[Path, Path]:
-    """findings.json and report.html into ``out``."""
-    from .report import write_json
+def _write_reports(result: Result, out: Path, scores_csv: Path | None = None) -> tuple[Path, Path]:
+    """The run folder (findings.json, scores, features, thumbnails) and report.html into ``out``."""
     from .report.html import write_html
+    from .report.run_folder import save_run
 
-    out.mkdir(parents=True, exist_ok=True)
-    return write_json(result, out / "findings.json"), write_html(result, out / "report.html")
+    thumbnails: dict[str, bytes] = {}
+    html_path = write_html(result, out / "report.html", thumbnails=thumbnails)
+    json_path = save_run(result, out, thumbnails)
+    if scores_csv is not None:
+        result.issues.to_csv(scores_csv, index_label="sample_id")
+    return json_path, html_path
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="Run folder that `visionaudit scan` or `evaluate` wrote (--out)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Where to write the HTML report (default RUN_DIR/report.html)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML file for CI systems."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Judge the saved findings again with this config's conditions (per check: severity, "
+                               "max_count); thresholds need a new run."),
+    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary table."),
+) -> None:
+    """Render a saved run again (HTML, JUnit, terminal, exit code) from its folder, opening no image."""
+    from .report import print_summary
+    from .report.html import write_html
+    from .report.run_folder import load_run
+    from .suites import load_config
+
+    _check_fail_on(fail_on)
+    try:
+        result, thumbnails = load_run(run_dir)
+        if config is not None:
+            result = result.judged(load_config(config).get("checks") or {})
+    except VisionauditError as exc:
+        _fail(exc)
+    html_path = write_html(result, html or run_dir / "report.html", thumbnails=thumbnails, decode_missing=False)
+    if junit is not None:
+        from .report.junit import write_junit
+        write_junit(result, junit, fail_on=fail_on)
+    if not quiet:
+        print_summary(result)
+        err.print(f"report: {html_path}")
+    raise typer.Exit(result.exit_code(fail_on))
 
 
 @app.command("example-data")

@@ -33,8 +33,6 @@ class Context:
         self.predictions = predictions
         self.settings = settings or {}
         self.feature_options = feature_options or {}
-        self._scores: dict[str, pd.Series] = {}
-        self._flags: dict[str, pd.Series] = {}
         self._memo: dict[Any, Any] = {}
 
     @cached_property
@@ -63,18 +61,6 @@ class Context:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
-
-    def add_scores(self, issue: str, scores: pd.Series, flags: pd.Series) -> None:
-        """Record per-sample scores in [0, 1] (lower = worse) and flags for ``issue``."""
-        self._scores[issue] = scores.reindex(self.sample_ids).astype(float).clip(0.0, 1.0)
-        self._flags[issue] = flags.reindex(self.sample_ids).fillna(False).astype(bool)
-
-    def issues_frame(self) -> pd.DataFrame:
-        cols = {}
-        for issue in self._scores:
-            cols[f"is_{issue}"] = self._flags[issue]
-            cols[f"{issue}_score"] = self._scores[issue]
-        return pd.DataFrame(cols, index=self.sample_ids)
 
     def numeric(self, column: str) -> np.ndarray:
         """A feature column as float array (NaN where not measured)."""

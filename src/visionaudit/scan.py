@@ -20,8 +20,8 @@ from .errors import ArgumentError
 from .features import default_cache_dir
 from .features.decode import DEFAULT_MAX_PIXELS
 from .features.models import RUN_OPTIONS, ModelPredictor
-from .findings import Finding, Result, Severity
-from .suites import build_checks, load_config
+from .findings import CheckOutput, Finding, Result, Severity, scores_table
+from .suites import apply_conditions, build_checks, load_config
 
 
 def scan(
@@ -118,18 +118,19 @@ def run_suite(
         ctx.predictions = preds = cross_validated_predictions(ctx, **cross_validate)
         made = {"method": "cross-validation", "source": preds.source, **cross_validate,
                 "seconds": round(time.perf_counter() - t0, 3)}
-    findings: list[Finding] = []
+    outputs: list[CheckOutput] = []
     timings: dict[str, float] = {}
     for check in build_checks(suite, cfg.get("checks")):
         t = time.perf_counter()
         try:
-            findings.extend(check.run(ctx))
+            outputs.append(check.run(ctx))
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' findings
-            findings.append(Finding(
+            outputs.append(check.output().add(Finding(
                 check=check.id, issue="check_failed", family=check.family, title=f"Check {check.id} failed",
                 severity=Severity.ERROR, message=f"{type(exc).__name__}: {exc}",
-                evidence={"traceback": traceback.format_exc()}))
+                evidence={"traceback": traceback.format_exc()})))
         timings[check.id] = round(time.perf_counter() - t, 4)
+    findings = apply_conditions([f for out in outputs for f in out.findings], cfg.get("checks"))
     run_info = {
         "version": __version__,
         "job": suite,
@@ -156,5 +157,5 @@ def run_suite(
         if made["method"] == "cross-validation":
             run_info["embedder"] = cross_validate.get("embedder", "builtin")
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
-    return Result(findings=findings, issues=ctx.issues_frame(), features=features,
+    return Result(findings=findings, issues=scores_table(outputs, ctx.sample_ids), features=features,
                   dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {})

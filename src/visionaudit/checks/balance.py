@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import chi2_contingency
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from .base import Check
 
 #: Split key for samples of a dataset that has no splits at all.
@@ -132,18 +132,19 @@ class ClassCounts(Check):
            "precisely its accuracy can be measured.")
     fix = "Nothing to fix by itself; read it with the imbalance, rare-class and missing-class findings."
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         table = class_table(ctx)
         if table is None:
-            return []
+            return output
         totals = table.counts.sum(axis=0)
         per_split = ", ".join(f"{s} {int(n)}" for s, n in totals.items())
-        return [self.finding(
+        return output.add(self.finding(
             issue="class_counts",
             message=f"{len(table.counts)} class(es), {int(totals.sum())} labelled {table.unit} ({per_split}).",
             evidence={"counts": table.as_nested(), "totals": {str(s): int(n) for s, n in totals.items()},
                       "unit": table.unit},
-        )]
+        ))
 
 
 class ClassImbalance(Check):
@@ -165,23 +166,24 @@ class ClassImbalance(Check):
     fix = ("Collect more examples of the minority classes, or compensate in training (class-weighted loss, "
            "balanced sampling) and report per-class metrics (recall, F1) instead of plain accuracy.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         table = class_table(ctx)
         if table is None or len(table.counts) < 2:
-            return []
+            return output
         totals = table.totals
         largest, smallest = totals.idxmax(), totals.idxmin()
         ratio = float(totals[largest] / totals[smallest])
         max_ratio = float(self.params["max_ratio"])
         if ratio <= max_ratio:
-            return []
+            return output
         minority = [str(c) for c, n in totals.items() if n * max_ratio < totals[largest]]
         split_ratios = {}
         for split in table.splits:
             present = table.counts[split][table.counts[split] > 0]
             if len(present) >= 2:
                 split_ratios[split] = round(float(present.max() / present.min()), 4)
-        return [self.finding(
+        return output.add(self.finding(
             issue="class_imbalance",
             message=(f"Class {largest!r} has {int(totals[largest])} {table.unit}, {ratio:.1f}x as many as class "
                      f"{smallest!r} ({int(totals[smallest])}); {len(minority)} class(es) have under 1/{max_ratio:g} "
@@ -190,7 +192,7 @@ class ClassImbalance(Check):
                       "largest": {"class": str(largest), "count": int(totals[largest])},
                       "smallest": {"class": str(smallest), "count": int(totals[smallest])},
                       "minority_classes": minority, "split_ratios": split_ratios, "unit": table.unit},
-        )]
+        ))
 
 
 class RareClasses(Check):
@@ -218,10 +220,11 @@ class RareClasses(Check):
     fix = ("Collect or label more examples of the rare classes, merge them into a broader class, or move them "
            "to an explicit 'other' class; make sure each split has enough of every class to measure it.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         table = class_table(ctx)
         if table is None:
-            return []
+            return output
         scopes = {OVERALL: table.totals, **{s: table.counts[s] for s in table.splits}}
         thresholds = {}
         rare = []
@@ -241,21 +244,21 @@ class RareClasses(Check):
         row_scores = np.minimum(overall, in_split).clip(upper=1.0)
         scores = _per_sample_min(ctx, rows, row_scores)
         flags = scores < 1.0
-        ctx.add_scores("rare_classes", scores, flags)
+        output.score("rare_classes", scores, flags)
         if not rare:
-            return []
+            return output
         flagged = list(scores.index[flags.to_numpy()])
         names = sorted({r["class"] for r in rare}, key=_natural_key)
         where = _first_few([f"{r['class']!r} has {r['count']} "
                             f"{'overall' if r['scope'] == OVERALL else 'in ' + r['scope']} (< {r['threshold']:g})"
                             for r in rare])
-        return [self.finding(
+        return output.add(self.finding(
             issue="rare_classes",
             message=f"{len(names)} class(es) have too few {table.unit}: {where}.",
             samples=flagged, scores=scores.dropna(),
             evidence={"rare": rare, "rare_classes": names, "unit": table.unit,
                       "thresholds": {k: round(v, 4) for k, v in thresholds.items()}},
-        )]
+        ))
 
 
 class MissingClassInSplit(Check):
@@ -281,10 +284,11 @@ class MissingClassInSplit(Check):
     fix = ("Re-split with stratification by class (e.g. scikit-learn's StratifiedShuffleSplit or "
            "StratifiedGroupKFold), or collect examples of the class for the split that lacks it.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         table = class_table(ctx)
         if table is None or len(table.splits) < 2:
-            return []
+            return output
         counts = table.counts[table.splits]
         train = self.params["train_split"]
         missing = []
@@ -299,22 +303,21 @@ class MissingClassInSplit(Check):
         affected = rows["label"].isin({m["class"] for m in missing})
         scores = _per_sample_min(ctx, rows, (~affected).astype(float))
         flags = scores == 0.0
-        ctx.add_scores("missing_class_in_split", scores, flags)
+        output.score("missing_class_in_split", scores, flags)
         if not missing:
-            return []
+            return output
         errors = [m for m in missing if m["severity"] == Severity.ERROR.value]
-        # An explicit severity from the user's config wins over the per-case one.
-        severity = self.severity if "severity" in vars(self) else (Severity.ERROR if errors else Severity.WARNING)
+        severity = Severity.ERROR if errors else Severity.WARNING
         parts = [f"class {m['class']!r} is in {', '.join(m['present_in'])} but not in {m['missing_from']}"
                  for m in missing]
-        return [self.finding(
+        return output.add(self.finding(
             issue="missing_class_in_split", severity=severity,
             message=(f"{len(missing)} class/split gap(s)"
                      + (f", {len(errors)} of them in the training split" if errors else "")
                      + ": " + _first_few(parts) + "."),
             samples=list(scores.index[flags.to_numpy()]), scores=scores.dropna(),
             evidence={"missing": missing, "unit": table.unit},
-        )]
+        ))
 
 
 def total_variation(a: np.ndarray, b: np.ndarray) -> float:
@@ -354,14 +357,15 @@ class SplitLabelShift(Check):
     fix = ("Re-split with stratification by class, or, if the shift is real (a newer test period), report "
            "per-class metrics and reweight or recalibrate for the target class prior.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         table = class_table(ctx)
         if table is None or len(table.splits) < 2:
-            return []
+            return output
         counts = table.counts[table.splits]
         counts = counts.loc[counts.sum(axis=1) > 0]
         if len(counts) < 2:
-            return []
+            return output
         alpha, min_tvd = float(self.params["alpha"]), float(self.params["min_tvd"])
         test = chi2_contingency(counts.to_numpy().T)
         pair_names = list(combinations(counts.columns, 2))
@@ -375,10 +379,10 @@ class SplitLabelShift(Check):
                           "shifted": bool(p < alpha / len(pair_names) and tvd >= min_tvd)})
         shifted = [p for p in pairs if p["shifted"]]
         if not (float(test.pvalue) < alpha and shifted):
-            return []
+            return output
         worst = max(shifted, key=lambda p: p["tvd"])
         dist = counts / counts.sum(axis=0)
-        return [self.finding(
+        return output.add(self.finding(
             issue="split_label_shift",
             message=(f"Label distributions differ between splits (chi-square p = {float(test.pvalue):.2g}); "
                      f"{worst['splits'][0]} vs {worst['splits'][1]} differ by a total variation distance of "
@@ -388,4 +392,4 @@ class SplitLabelShift(Check):
                       "distributions": {str(s): {str(c): round(float(v), 6) for c, v in dist[s].items()}
                                         for s in dist.columns},
                       "unit": table.unit},
-        )]
+        ))

@@ -1,4 +1,4 @@
-"""The shape of a check: an id, a family, defaults, a why/fix paragraph and ``run(ctx)``."""
+"""The shape of a check: an id, a family, defaults, a why/fix paragraph and ``run(ctx) -> CheckOutput``."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -7,17 +7,22 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Finding, Severity
+
+#: Config keys every check accepts besides its own thresholds: conditions the suite applies after the
+#: run (``severity``, ``max_count``; see :func:`visionaudit.suites.apply_conditions`) and ``enabled``.
+CONDITION_KEYS = frozenset({"severity", "max_count", "enabled"})
 
 
 class Check:
     """Base class for all checks.
 
-    Subclasses set ``id`` (stable, dotted: ``family.name``), ``family``, ``title``, ``severity``,
-    ``defaults`` (thresholds, overridable per run) and ``why``/``fix`` text, and implement
-    :meth:`run`, which reads only the :class:`Context` and returns findings (empty when all is well).
-    A check also records per-sample scores with ``ctx.add_scores`` for every sample it judged, so
-    users can rank and threshold on their own.
+    Subclasses set ``id`` (stable, dotted: ``family.name``), ``family``, ``title``, ``severity`` (the
+    check's own judgement; the suite's conditions may change it afterwards), ``defaults`` (thresholds,
+    overridable per run), ``tasks`` (the dataset tasks it applies to; empty = all) and ``why``/``fix``
+    text, and implement :meth:`run`, which reads only the :class:`Context` and returns a
+    :class:`~visionaudit.findings.CheckOutput`: its findings (none when all is well) and a score and
+    flag for every item it judged (``output.score(...)``), so users can rank and threshold on their own.
     """
 
     id: ClassVar[str]
@@ -25,19 +30,23 @@ class Check:
     title: ClassVar[str]
     severity: ClassVar[Severity] = Severity.WARNING
     defaults: ClassVar[dict[str, Any]] = {}
+    tasks: ClassVar[tuple[str, ...]] = ()
     why: ClassVar[str] = ""
     fix: ClassVar[str] = ""
 
     def __init__(self, **overrides: Any):
-        unknown = set(overrides) - set(self.defaults) - {"severity", "enabled"}
+        unknown = set(overrides) - set(self.defaults) - CONDITION_KEYS
         if unknown:
-            raise ValueError(f"check {self.id!r} has no setting(s) {sorted(unknown)}; it accepts {sorted(self.defaults)}")
+            raise ValueError(f"check {self.id!r} has no setting(s) {sorted(unknown)}; it accepts "
+                             f"{sorted(set(self.defaults) | CONDITION_KEYS)}")
         self.params = {**self.defaults, **{k: v for k, v in overrides.items() if k in self.defaults}}
-        if "severity" in overrides:
-            self.severity = Severity(overrides["severity"])
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
         raise NotImplementedError
+
+    def output(self) -> CheckOutput:
+        """An empty output of this check, to add findings and scores to."""
+        return CheckOutput(self.id)
 
     def finding(
         self,

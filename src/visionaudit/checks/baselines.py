@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..context import Context
 from ..crossval import make_folds
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from ..metrics import bootstrap_ci, paired_bootstrap
 from .base import Check
 
@@ -190,11 +190,12 @@ class PropertyShortcut(Check):
            "brightness, JPEG quality) so it no longer tells classes apart. Then re-run: the accuracy should fall "
            "to the majority rate.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         pp = property_predictions(ctx, model=self.params["model"], folds=int(self.params["folds"]),
                                   seed=int(self.params["seed"]))
         if pp is None:
-            return []
+            return output
         correct = pp.correct
         majority = _majority(pd.Series(pp.labels))
         at_majority = (pp.labels == majority).astype(float)
@@ -207,9 +208,9 @@ class PropertyShortcut(Check):
         scores = pd.Series(1.0 - given, index=pp.sample_ids)
         # The samples the shortcut gives away: the property model gets them right out of fold.
         flags = pd.Series(flagged & (correct == 1.0), index=pp.sample_ids)
-        ctx.add_scores("property_shortcut", scores, flags)
+        output.score("property_shortcut", scores, flags)
         if not flagged:
-            return []
+            return output
         alone = property_alone_accuracy(pp).head(int(self.params["top"]))
         level = f"{self.params['confidence']:.0%}"
         named = ", ".join(f"{r.property} ({r.accuracy_alone:.2f} alone)" for r in alone.itertuples())
@@ -227,8 +228,8 @@ class PropertyShortcut(Check):
             "class_medians": {str(c): {k: float(v) for k, v in row.items()} for c, row in by_class.iterrows()},
         }
         ids = pp.sample_ids[flags.to_numpy()].tolist()
-        return [self.finding(issue="property_shortcut", message=message, samples=ids, scores=scores,
-                             evidence=evidence)]
+        return output.add(self.finding(issue="property_shortcut", message=message, samples=ids, scores=scores,
+                             evidence=evidence))
 
 
 def evaluation_rows(ctx: Context) -> tuple[np.ndarray, str]:
@@ -263,14 +264,15 @@ class ModelVsBaseline(Check):
            "labels it is judged on, and that the test set is large enough to show a difference (see the CI). If the "
            "property baseline is close, the task may be solvable from a shortcut: see baselines.property_shortcut.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         preds = ctx.predictions
         if preds is None:
-            return []
+            return output
         samples = ctx.dataset.samples
         rows, split = evaluation_rows(ctx)
         if rows.sum() < 2:
-            return []
+            return output
         given = samples["label"][rows].astype(str).to_numpy()
         predicted = np.asarray(preds.classes, dtype=object)[preds.probs[rows].argmax(axis=1)]
         model_correct = (predicted == given).astype(float)
@@ -317,7 +319,7 @@ class ModelVsBaseline(Check):
                           "p_value": r.p_value, "verdict": verdict})
         failing = [row for row in table if row["verdict"] != "better"]
         if not failing:
-            return []
+            return output
         worse = any(row["verdict"] == "worse" for row in failing)
         level = f"{self.params['confidence']:.0%}"
         parts = "; ".join(f"{row['baseline']} {row['accuracy']:.3f} (difference {row['difference']:+.3f}, {level} CI "
@@ -333,5 +335,5 @@ class ModelVsBaseline(Check):
         }
         if note:
             evidence["note"] = note
-        return [self.finding(issue="model_vs_baseline", message=message, evidence=evidence,
-                             severity=Severity.ERROR if worse else None)]
+        return output.add(self.finding(issue="model_vs_baseline", message=message, evidence=evidence,
+                             severity=Severity.ERROR if worse else None))

@@ -28,7 +28,7 @@ from scipy.special import ndtri
 
 from ..context import Context
 from ..dataset.predictions import Predictions
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from ..metrics import mcnemar, paired_bootstrap
 from .base import Check
 from .evaluation import (
@@ -120,23 +120,24 @@ class ModelComparison(Check):
            "to matter; otherwise collect the test samples the finding says are needed, or treat the models as equal "
            "and choose on cost. Look at the regressed samples before accepting a better average.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         other = comparison_predictions(ctx)
         if other is None:
-            return []
+            return output
         d = evaluation_data(ctx)
         if d is None:
-            return []
+            return output
         split = d.split
         position = pd.Index(ctx.dataset.samples["sample_id"].astype(str)).get_indexer(d.ids.astype(str))
         both = other.has[position]
         name_a, name_b = _name(ctx.predictions.source, "A"), _name(other.source, "B")
         if both.sum() < 2:
-            return [self.finding(
+            return output.add(self.finding(
                 issue="model_comparison", severity=Severity.WARNING, title="Models not compared: no shared samples",
                 message=(f"{name_b} predicts {int(both.sum())} of the {d.n} {split} samples that {name_a} is evaluated "
                          "on: at least 2 shared samples are needed to compare them"),
-                evidence={"split": split, "n": int(both.sum()), "evaluated_a": d.n})]
+                evidence={"split": split, "n": int(both.sum()), "evaluated_a": d.n}))
         ids, y, p_a, p_b = d.ids[both].astype(str), d.y[both], d.P[both], other.probs[position[both]]
         n, k = len(y), len(d.classes)
         boot = {"n_resamples": int(self.params["n_resamples"]), "confidence": float(self.params["confidence"]),
@@ -177,7 +178,7 @@ class ModelComparison(Check):
                        f"needs about {needed} samples")
         regressed, improved = correct_a & ~correct_b, ~correct_a & correct_b
         p_true_b = p_b[np.arange(n), y]
-        ctx.add_scores("comparison_regression", pd.Series(p_true_b, index=ids), pd.Series(regressed, index=ids))
+        output.score("comparison_regression", pd.Series(p_true_b, index=ids), pd.Series(regressed, index=ids))
         others = [f"{LABELS[m]} {v['difference']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
                   for m, v in metrics.items() if m != "accuracy"]
         message += "; B - A: " + ", ".join(others)
@@ -189,8 +190,8 @@ class ModelComparison(Check):
             "samples_needed": needed, "power": float(self.params["power"]),
             "regressed": ids[regressed].tolist(), "improved": ids[improved].tolist(),
         }
-        return [self.finding(issue="model_comparison", message=message, samples=ids[regressed].tolist(),
-                             scores=pd.Series(p_true_b, index=ids), evidence=evidence, severity=severity)]
+        return output.add(self.finding(issue="model_comparison", message=message, samples=ids[regressed].tolist(),
+                             scores=pd.Series(p_true_b, index=ids), evidence=evidence, severity=severity))
 
 
 def _per_sample(y: np.ndarray, probs: np.ndarray) -> dict[str, tuple[np.ndarray, ...]]:

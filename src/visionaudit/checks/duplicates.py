@@ -53,7 +53,7 @@ import pandas as pd
 
 from ..context import Context
 from ..features.hashing import THUMB_SIDE, TINY_SIDE, hamming, thumb_matrix, tiny_matrix
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from ..neighbours import (hash_band_pairs, in_threads, knn, knn_pairs, pair_groups, single_threaded_blas,
                           unique_pairs)
 from .base import Check
@@ -465,20 +465,21 @@ class ExactDuplicates(Check):
            "splits it is test data the model has seen.")
     fix = ("Keep one file per group (the first listed is the largest) and delete or stop listing the others.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         index = duplicate_index(ctx, exact=self.params)
         groups = [describe_group(ctx, index.ids[g].tolist(), "exact", 1.0) for g in index.exact_groups()]
         groups = [g for g in groups if not _one_file(ctx, g["samples"])]
         flagged = [s for g in groups for s in g["samples"]]
         hit = pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids)
-        ctx.add_scores("exact_duplicates", (~hit).astype(float), hit)
+        output.score("exact_duplicates", (~hit).astype(float), hit)
         if not groups:
-            return []
+            return output
         extra = len(flagged) - len(groups)
-        return [self.finding(
+        return output.add(self.finding(
             issue="exact_duplicates", samples=flagged, scores={s: 0.0 for s in flagged}, groups=groups,
             message=f"{len(groups)} group(s) of identical images ({len(flagged)} images, {extra} redundant).",
-            evidence={"groups": len(groups), "images": len(flagged), "redundant": extra})]
+            evidence={"groups": len(groups), "images": len(flagged), "redundant": extra}))
 
 
 class NearDuplicates(Check):
@@ -495,20 +496,21 @@ class NearDuplicates(Check):
     fix = ("Keep one image per group (the first listed is the largest), or make sure a whole group stays in one "
            "split; raise `similarity` if the groups hold look-alike but distinct images.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         index = duplicate_index(ctx, near=self.params)
         scores = pd.Series(1.0 - index.best_similarity.astype(float), index=index.ids)
         groups = [describe_group(ctx, index.ids[g].tolist(), "near", index.weakest_link(g))
                   for g in index.near_groups()]
         flagged = [s for g in groups for s in g["samples"]]
-        ctx.add_scores("near_duplicates", scores, pd.Series(True, index=flagged, dtype=bool))
+        output.score("near_duplicates", scores, pd.Series(True, index=flagged, dtype=bool))
         if not groups:
-            return []
-        return [self.finding(
+            return output
+        return output.add(self.finding(
             issue="near_duplicates", samples=flagged, scores=scores, groups=groups,
             message=f"{len(groups)} group(s) of near-duplicate images ({len(flagged)} images).",
             evidence={"groups": len(groups), "images": len(flagged), "pairs": int(len(index.near_pairs)),
-                      "candidate_pairs": index.candidates})]
+                      "candidate_pairs": index.candidates}))
 
 
 class ConflictingDuplicateLabels(Check):
@@ -532,7 +534,8 @@ class ConflictingDuplicateLabels(Check):
     fix = ("Decide the right label for each group and relabel (or drop) the others; the groups list every copy "
            "with its label.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         index = duplicate_index(ctx, exact={k: self.params[k] for k in EXACT_DEFAULTS},
                                 near={k: self.params[k] for k in NEAR_DEFAULTS})
         groups = [g for g in duplicate_groups(ctx, index)
@@ -540,10 +543,10 @@ class ConflictingDuplicateLabels(Check):
                   and not _one_file(ctx, g["samples"])]
         flagged = list(dict.fromkeys(s for g in groups for s in g["samples"]))
         hit = pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids)
-        ctx.add_scores("conflicting_duplicate_labels", (~hit).astype(float), hit)
+        output.score("conflicting_duplicate_labels", (~hit).astype(float), hit)
         if not groups:
-            return []
-        return [self.finding(
+            return output
+        return output.add(self.finding(
             issue="conflicting_duplicate_labels", samples=flagged, scores={s: 0.0 for s in flagged}, groups=groups,
             message=f"{len(groups)} group(s) of duplicate images carry different labels ({len(flagged)} images).",
-            evidence={"groups": len(groups), "images": len(flagged)})]
+            evidence={"groups": len(groups), "images": len(flagged)}))

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from ..metrics.classification import confusion_matrix
 from .base import Check
 from .evaluation import evaluation_data
@@ -50,10 +50,11 @@ class ConfusedPairs(Check):
            "both classes' labels for mix-ups (see label issues), and merge or redefine classes a person cannot tell "
            "apart either.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         d = evaluation_data(ctx)
         if d is None:
-            return []
+            return output
         pred = d.P.argmax(axis=1)
         k = len(d.classes)
         counts = confusion_matrix(d.y, pred, k)
@@ -71,9 +72,9 @@ class ConfusedPairs(Check):
         for i, j in cells:
             listed[i, j] = True
         flags = pd.Series(wrong & listed[d.y, pred], index=ids)
-        ctx.add_scores("confused_pairs", scores, flags)
+        output.score("confused_pairs", scores, flags)
         if not cells:
-            return []
+            return output
         confidence = d.P[np.arange(d.n), pred]
         groups = []
         for i, j in cells:
@@ -94,8 +95,8 @@ class ConfusedPairs(Check):
                    f"most confused: {named}")
         evidence = {"split": d.split, "n": d.n, "misclassified": int(wrong.sum()),
                     "pairs_listed": len(groups), "pairs_with_errors": int((off > 0).sum())}
-        return [self.finding(issue="confused_pairs", message=message, samples=samples, scores=scores,
-                             groups=groups, evidence=evidence)]
+        return output.add(self.finding(issue="confused_pairs", message=message, samples=samples, scores=scores,
+                             groups=groups, evidence=evidence))
 
 
 class ConfidentErrors(Check):
@@ -122,19 +123,20 @@ class ConfidentErrors(Check):
     fix = ("Review the images worst first: fix the labels that are wrong (compare with label issues), note ambiguous "
            "images, and for true model mistakes add similar training images or calibrate the model.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         d = evaluation_data(ctx)
         if d is None:
-            return []
+            return output
         pred = d.P.argmax(axis=1)
         confidence = d.P[np.arange(d.n), pred]
         wrong = pred != d.y
         ids = d.ids.astype(str)
         scores = pd.Series(np.where(wrong, 1.0 - confidence, 1.0), index=ids)
         flagged = wrong & (confidence >= float(self.params["min_confidence"]))
-        ctx.add_scores("confident_errors", scores, pd.Series(flagged, index=ids))
+        output.score("confident_errors", scores, pd.Series(flagged, index=ids))
         if not flagged.any():
-            return []
+            return output
         order = np.flatnonzero(flagged)
         order = order[np.lexsort((ids[order], -confidence[order]))]
         classes = np.asarray(d.classes, dtype=object)
@@ -147,5 +149,5 @@ class ConfidentErrors(Check):
                    f"'{top['given_label']}', predicted '{top['predicted_label']}' ({top['probability']:.3f})")
         evidence = {"split": d.split, "n": d.n, "misclassified": int(wrong.sum()), "flagged": len(order),
                     "worst": worst}
-        return [self.finding(issue="confident_errors", message=message, samples=ids[order].tolist(), scores=scores,
-                             evidence=evidence)]
+        return output.add(self.finding(issue="confident_errors", message=message, samples=ids[order].tolist(), scores=scores,
+                             evidence=evidence))

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Finding, Severity
 from ..metrics import (BootstrapResult, ClassificationReport, bootstrap_ci, ci_halfwidth, classification_metrics,
                        samples_needed)
 from ..metrics.classification import _bin_index, _table_from_sums, _true_class_rank
@@ -351,14 +351,15 @@ class EvaluationMetrics(Check):
         return {"n_resamples": int(p["n_resamples"]), "confidence": float(p["confidence"]), "seed": int(p["seed"]),
                 "top_k": tuple(int(k) for k in p["top_k"]), "n_bins": int(p["n_bins"])}
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         by_split = split_metrics(ctx, **self.params_for_metrics())
         if not by_split:
-            return self._nothing_evaluated(ctx)
+            return output.add(*self._nothing_evaluated(ctx))
         ids = np.concatenate([m.data.ids for m in by_split.values()])
         p_true = np.concatenate([m.data.P[np.arange(m.data.n), m.data.y] for m in by_split.values()])
         wrong = ~np.concatenate([m.data.correct for m in by_split.values()])
-        ctx.add_scores("misclassified", pd.Series(p_true, index=ids), pd.Series(wrong, index=ids))
+        output.score("misclassified", pd.Series(p_true, index=ids), pd.Series(wrong, index=ids))
         main = evaluation_split(evaluated(ctx)) or next(iter(by_split))
         m = by_split[main]
         level = f"{self.params['confidence']:.0%}"
@@ -377,7 +378,7 @@ class EvaluationMetrics(Check):
                               "ece": _num(o.report.ece), "reliability": _reliability_rows(o.report.calibration)}
                        for name, o in by_split.items()},
         }
-        return [self.finding(issue="metrics", message=message, evidence=evidence)]
+        return output.add(self.finding(issue="metrics", message=message, evidence=evidence))
 
     def _nothing_evaluated(self, ctx: Context) -> list[Finding]:
         if ctx.predictions is None:
@@ -403,10 +404,11 @@ class SmallTestSet(Check):
     fix = ("Label more test images (the finding says how many a CI of the wanted half-width needs), or report the "
            "interval and decide only on differences larger than it.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         d = evaluation_data(ctx)
         if d is None:
-            return []
+            return output
         name = d.split
         accuracy = float(d.correct.mean())
         width, level = float(self.params["max_ci_halfwidth"]), float(self.params["confidence"])
@@ -415,12 +417,12 @@ class SmallTestSet(Check):
         floor = -math.log(1.0 - level)
         needed = max(samples_needed(width, accuracy, confidence=level), math.ceil(floor / width - 1e-9))
         if d.n >= needed:
-            return []
+            return output
         now = max(ci_halfwidth(d.n, accuracy, confidence=level), floor / d.n)
         message = (f"the {name} split has {d.n} samples with labels and predictions; a {level:.0%} CI of accuracy "
                    f"+-{width:g} at the observed accuracy {accuracy:.3f} needs {needed} (now +-{now:.3f})")
         evidence = {"split": name, "n": d.n, "needed": needed, "accuracy": accuracy, "ci_halfwidth": now}
-        return [self.finding(issue="small_test_set", message=message, evidence=evidence)]
+        return output.add(self.finding(issue="small_test_set", message=message, evidence=evidence))
 
 
 class Calibration(Check):
@@ -437,15 +439,16 @@ class Calibration(Check):
     fix = ("Fit a temperature (or isotonic) scaling on a held-out validation split and apply it to the outputs; "
            "re-check on the test split. Over-confidence often also signals overfitting.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         d = evaluation_data(ctx)
         if d is None or d.n < 2:
-            return []
+            return output
         name = d.split
         n_bins = int(self.params["n_bins"])
         report = classification_metrics(d.y, d.P, top_k=(1,), n_bins=n_bins)
         if report.ece <= float(self.params["max_ece"]):
-            return []
+            return output
         bins = confidence_bins(d.P, n_bins)
         ci = bootstrap_ci(_ece(n_bins), bins, d.P.max(axis=1), d.correct, vectorized=True,
                           n_resamples=int(self.params["n_resamples"]), confidence=float(self.params["confidence"]),
@@ -468,7 +471,7 @@ class Calibration(Check):
         evidence = {"split": name, "n": d.n, "ece": report.ece, "ece_low": ci.low, "ece_high": ci.high,
                     "reliability": _reliability_rows(table), "per_class": per_class,
                     "per_class_skipped": [c for i, c in enumerate(d.classes) if not enough[i]]}
-        return [self.finding(issue="miscalibrated", message=message, evidence=evidence)]
+        return output.add(self.finding(issue="miscalibrated", message=message, evidence=evidence))
 
 
 class Overfitting(Check):
@@ -483,14 +486,15 @@ class Overfitting(Check):
     fix = ("Overfitting: more data or augmentation, regularisation, early stopping on the validation split, a "
            "smaller model. Underfitting: a bigger model, longer training, better features; check the labels first.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         data = evaluated(ctx)
         name = evaluation_split(data)
         if name is None or "train" not in data or name == "train":
-            return []
+            return output
         train, held = data["train"], data[name]
         if train.n < 2 or held.n < 2:
-            return []
+            return output
         correct = np.concatenate([train.correct, held.correct])
         is_train = np.r_[np.ones(train.n, bool), np.zeros(held.n, bool)]
         # Stratified by split, each resample redraws both splits independently at their own sizes.
@@ -514,7 +518,7 @@ class Overfitting(Check):
                 issue="underfitting", evidence=evidence, title="Underfitting: barely better than the majority class",
                 message=(f"train accuracy {acc_train:.3f} and {name} {acc_held:.3f} are both less than {margin:g} "
                          f"above always predicting the most common class ({majority['train']:.3f} / {majority[name]:.3f})")))
-        return findings
+        return output.add(*findings)
 
 
 def _accuracy_gap(correct: np.ndarray, is_train: np.ndarray) -> np.ndarray:

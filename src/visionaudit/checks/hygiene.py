@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from ..metrics import bootstrap_ci
 from .base import Check
 from .duplicates import EXACT_DEFAULTS, NEAR_DEFAULTS
@@ -75,20 +75,21 @@ class LeakedTestMetrics(Check):
     fix = ("Report the de-leaked metrics; remove the copies from the test split (or from training) and re-split by "
            "group so that copies and groups always land in one split (see leakage.exact, leakage.near, leakage.group).")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         d = evaluation_data(ctx)
         split = None if d is None else d.split
         if split in (None, ALL, UNSPLIT, TRAIN) or not (ctx.dataset.samples["split"] == TRAIN).any():
-            return []
+            return output
         copies = copies_of(ctx, split, TRAIN, exact={k: self.params[k] for k in EXACT_DEFAULTS},
                            near={k: self.params[k] for k in NEAR_DEFAULTS}, near_copies=bool(self.params["near_copies"]),
                            columns=list(ctx.settings.get("group_columns", []) or []))
         ids = d.ids.astype(str)
         copied = np.array([s in copies for s in ids], bool)
-        ctx.add_scores("copied_from_train", pd.Series(np.where(copied, 0.0, 1.0), index=ids),
+        output.score("copied_from_train", pd.Series(np.where(copied, 0.0, 1.0), index=ids),
                        pd.Series(copied, index=ids))
         if not copied.any():
-            return []
+            return output
         params = {"n_resamples": int(self.params["n_resamples"]), "confidence": float(self.params["confidence"]),
                   "seed": int(self.params["seed"])}
         top_k = tuple(int(k) for k in self.params["top_k"])
@@ -130,10 +131,10 @@ class LeakedTestMetrics(Check):
                 message += "; " + ", ".join(others)
         else:
             message += f"only {clean.n} evaluated sample(s) are not copies, too few to measure anything without them"
-        return [self.finding(issue="leaked_test_metrics", message=message,
+        return output.add(self.finding(issue="leaked_test_metrics", message=message,
                              samples=[str(s) for k in kinds.values() for s in k],
                              groups=self._groups(ctx, split, [s for k in kinds.values() for s in k], copies),
-                             evidence=evidence, severity=severity)]
+                             evidence=evidence, severity=severity))
 
     @staticmethod
     def _groups(ctx: Context, split: str, copied: list[str], copies: dict[str, Any]) -> list[dict[str, Any]]:

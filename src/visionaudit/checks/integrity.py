@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from .base import Check
 
 _DECODE_ERRORS = {
@@ -31,26 +31,27 @@ class DecodeErrors(Check):
     fix = ("Re-copy or re-download the files from the source, or drop them from the manifest; "
            "`visionaudit scan --write-clean-manifest` writes a manifest without them.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         kinds = ctx.features["error_kind"]
         findings = []
         for kind, (title, text) in _DECODE_ERRORS.items():
             hit = kinds == kind
-            ctx.add_scores(kind, (~hit).astype(float), hit)
+            output.score(kind, (~hit).astype(float), hit)
             ids = list(ctx.sample_ids[hit.to_numpy()])
             if ids:
                 errors = ctx.features.loc[ids, "error"].astype(str).to_dict()
                 findings.append(self.finding(issue=kind, title=title, message=text.format(n=len(ids)),
                                              samples=ids, scores={i: 0.0 for i in ids},
                                              evidence={"errors": errors}))
-        return findings
+        return output.add(*findings)
 
 
-def _binary_scores(ctx: Context, issue: str, judged: pd.Series, hit: pd.Series) -> list[str]:
+def _binary_scores(ctx: Context, output: CheckOutput, issue: str, judged: pd.Series, hit: pd.Series) -> list[str]:
     """Record score 0 (hit) / 1 (fine) for the judged samples; return the hit ids in dataset order."""
     ids = ctx.sample_ids[judged.to_numpy()]
     flags = hit[judged]
-    ctx.add_scores(issue, pd.Series(np.where(flags, 0.0, 1.0), index=ids), flags)
+    output.score(issue, pd.Series(np.where(flags, 0.0, 1.0), index=ids), flags)
     return list(ids[flags.to_numpy()])
 
 
@@ -66,18 +67,19 @@ class WrongExtension(Check):
            "or silently change such files; it also often means the file went through an undocumented conversion.")
     fix = "Rename the files to the extension of their real format, or re-encode them to the format their name says."
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         feats = ctx.features
         content = feats["format"].map(lambda f: _SAME_FORMAT.get(f, f), na_action="ignore")
         judged = content.notna() & feats["ext_format"].notna()
-        ids = _binary_scores(ctx, "wrong_extension", judged, content != feats["ext_format"])
+        ids = _binary_scores(ctx, output, "wrong_extension", judged, content != feats["ext_format"])
         if not ids:
-            return []
+            return output
         detail = {i: f"{feats.at[i, 'format']} content, {os.path.splitext(str(feats.at[i, 'path']))[1]} extension"
                   for i in ids}
-        return [self.finding(issue="wrong_extension", samples=ids, scores={i: 0.0 for i in ids},
+        return output.add(self.finding(issue="wrong_extension", samples=ids, scores={i: 0.0 for i in ids},
                              message=f"{len(ids)} file(s) hold a different image format than their extension says.",
-                             evidence={"formats": detail})]
+                             evidence={"formats": detail}))
 
 
 _ORIENTATION_NAMES = {2: "mirrored", 3: "rotated 180°", 4: "mirrored vertically", 5: "mirrored + rotated 90° CW",
@@ -95,17 +97,18 @@ class ExifRotation(Check):
     fix = ("Bake the rotation into the pixels once (PIL.ImageOps.exif_transpose, then save without the tag) and "
            "re-check annotations made on these images, or apply exif_transpose consistently in every loader.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         feats = ctx.features
         orientation = pd.to_numeric(feats["exif_orientation"], errors="coerce").fillna(0)
         # Values outside 2-8 (0, 1, or invalid) tell viewers to show the pixels as stored.
-        ids = _binary_scores(ctx, "exif_rotation", feats["format"].notna(), orientation.between(2, 8))
+        ids = _binary_scores(ctx, output, "exif_rotation", feats["format"].notna(), orientation.between(2, 8))
         if not ids:
-            return []
+            return output
         detail = {i: f"{int(orientation[i])} ({_ORIENTATION_NAMES[int(orientation[i])]})" for i in ids}
-        return [self.finding(issue="exif_rotation", samples=ids, scores={i: 0.0 for i in ids},
+        return output.add(self.finding(issue="exif_rotation", samples=ids, scores={i: 0.0 for i in ids},
                              message=f"{len(ids)} image(s) carry an EXIF orientation that rotates or mirrors them on display.",
-                             evidence={"orientations": detail})]
+                             evidence={"orientations": detail}))
 
 
 #: Modes with one intensity channel (plus alpha); everything else but CMYK is colour.
@@ -147,7 +150,8 @@ class ImageModes(Check):
     why = "Images whose pixel format differs from the rest of the dataset reach the model differently depending on the loader."
     fix = "Convert them to the dataset's dominant format once and store the result."
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         feats = ctx.features
         valid = ctx.valid
         mode = feats["mode"].astype(str)
@@ -170,7 +174,7 @@ class ImageModes(Check):
             share = has[valid].mean() if valid.any() else 0.0
             # Only a minority is a mix: when most images share the property it is the dataset's format.
             hit = has & bool(share < limit)
-            ids = _binary_scores(ctx, issue, valid, hit)
+            ids = _binary_scores(ctx, output, issue, valid, hit)
             if not ids:
                 continue
             title, text, why, fix = _MODE_ISSUES[issue]
@@ -180,4 +184,4 @@ class ImageModes(Check):
                 message=text.format(n=len(ids), dominant=dominant_mode, minority=minority),
                 evidence={"modes": {i: mode[i] for i in ids}, "dominant_mode": dominant_mode,
                           "share": round(float(share), 6)}))
-        return findings
+        return output.add(*findings)

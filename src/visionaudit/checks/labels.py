@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..context import Context
 from ..dataset.predictions import Predictions
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Finding, Severity
 from ..neighbours import pair_groups
 from .base import Check
 from .duplicates import describe_group, duplicate_index
@@ -130,10 +130,11 @@ class LabelIssues(Check):
            "labels that are wrong in your annotation source (visionaudit never edits it), or drop ambiguous "
            "images. Re-train and re-run: the list shrinks as labels improve.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         preds = ctx.predictions
         if preds is None:
-            return []
+            return output
         samples = ctx.dataset.samples
         index = preds.label_index(samples["label"])
         judged = index >= 0
@@ -154,9 +155,9 @@ class LabelIssues(Check):
                 listed[sid] = row
                 scores[sid] = row["quality"]
             flags[sid] = True
-        ctx.add_scores("label_issues", scores, flags)
+        output.score("label_issues", scores, flags)
         if not listed:
-            return []
+            return output
         order = sorted(listed.values(), key=lambda r: r["quality"])
         n_model = len(listed) - len(joined)
         pairs = Counter((row["given_label"], row["suggested_label"]) for row in order)
@@ -179,9 +180,9 @@ class LabelIssues(Check):
             "candidates": order,
             "pairs": [{"given_label": g, "suggested_label": s, "count": n} for (g, s), n in pairs.most_common()],
         }
-        return [self.finding(issue="label_issues", message=message, samples=[row["sample_id"] for row in order],
+        return output.add(self.finding(issue="label_issues", message=message, samples=[row["sample_id"] for row in order],
                              scores={row["sample_id"]: row["quality"] for row in order}, groups=groups,
-                             evidence=evidence)]
+                             evidence=evidence))
 
     def _model_candidates(self, samples: pd.DataFrame, preds: Predictions, index: np.ndarray, judged: np.ndarray,
                           scores: pd.Series, flags: pd.Series) -> dict[str, dict]:

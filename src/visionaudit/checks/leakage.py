@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from ..neighbours import pair_groups
 from .base import Check
 from .duplicates import EXACT_DEFAULTS, NEAR_DEFAULTS, describe_group, duplicate_index
@@ -42,12 +42,12 @@ def _leaking(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _record(ctx: Context, issue: str, groups: list[dict[str, Any]], scores: dict[str, float]) -> list[str]:
+def _record(ctx: Context, output: CheckOutput, issue: str, groups: list[dict[str, Any]], scores: dict[str, float]) -> list[str]:
     flagged = list(dict.fromkeys(s for g in groups for s in g["samples"]))
     series = pd.Series(1.0, index=ctx.sample_ids)
     for s in flagged:
         series[s] = scores.get(s, 0.0)
-    ctx.add_scores(issue, series, pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids))
+    output.score(issue, series, pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids))
     return flagged
 
 
@@ -165,17 +165,18 @@ class ExactSplitLeakage(Check):
     fix = ("Remove the copies from the evaluation split (or from training), then re-split by group so that copies "
            "always land in the same split.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         groups = _leaking(exact_groups(ctx, self.params))
-        flagged = _record(ctx, "exact_split_leakage", groups, {})
+        flagged = _record(ctx, output, "exact_split_leakage", groups, {})
         if not groups:
-            return []
+            return output
         pairs = _pair_counts(groups)
-        return [self.finding(
+        return output.add(self.finding(
             issue="exact_split_leakage", samples=flagged, scores={s: 0.0 for s in flagged}, groups=groups,
             message=(f"{len(groups)} image(s) appear in more than one split "
                      f"({', '.join(f'{k}: {v}' for k, v in pairs.items())})."),
-            evidence={"groups": len(groups), "images": len(flagged), "split_pairs": pairs})]
+            evidence={"groups": len(groups), "images": len(flagged), "split_pairs": pairs}))
 
 
 class NearSplitLeakage(Check):
@@ -197,18 +198,19 @@ class NearSplitLeakage(Check):
     fix = ("Move each group into a single split (split by group, e.g. by source photo or capture session), or drop "
            "the copies from the evaluation split.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         groups = _leaking(near_groups(ctx, self.params))
         scores = {s: 1.0 - g["similarity"] for g in groups for s in g["samples"]}
-        flagged = _record(ctx, "near_split_leakage", groups, scores)
+        flagged = _record(ctx, output, "near_split_leakage", groups, scores)
         if not groups:
-            return []
+            return output
         pairs = _pair_counts(groups)
-        return [self.finding(
+        return output.add(self.finding(
             issue="near_split_leakage", samples=flagged, scores=scores, groups=groups,
             message=(f"{len(groups)} group(s) of near-duplicate images span more than one split "
                      f"({', '.join(f'{k}: {v}' for k, v in pairs.items())})."),
-            evidence={"groups": len(groups), "images": len(flagged), "split_pairs": pairs})]
+            evidence={"groups": len(groups), "images": len(flagged), "split_pairs": pairs}))
 
 
 class GroupLeakage(Check):
@@ -227,21 +229,22 @@ class GroupLeakage(Check):
     fix = ("Split by group (e.g. scikit-learn's GroupShuffleSplit or GroupKFold on this column) so every value "
            "stays in one split.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         columns = list(ctx.settings.get("group_columns", []) or [])
         if not columns:
-            return []
+            return output
         ids = ctx.dataset.samples["sample_id"]
         groups = group_value_groups(ctx, columns)
         flagged_mask = ids.isin({s for g in groups for s in g["samples"]}).to_numpy()
         per_column = {column: sum(g["column"] == column for g in groups) for column in columns}
-        ctx.add_scores("group_leakage", pd.Series((~flagged_mask).astype(float), index=ids),
+        output.score("group_leakage", pd.Series((~flagged_mask).astype(float), index=ids),
                        pd.Series(flagged_mask, index=ids))
         if not groups:
-            return []
+            return output
         flagged = ids[flagged_mask].tolist()
         detail = ", ".join(f"{c}: {n}" for c, n in per_column.items() if n)
-        return [self.finding(
+        return output.add(self.finding(
             issue="group_leakage", samples=flagged, scores={s: 0.0 for s in flagged}, groups=groups,
             message=f"{len(groups)} group value(s) appear in more than one split ({detail}).",
-            evidence={"columns": per_column, "groups": len(groups), "images": len(flagged)})]
+            evidence={"columns": per_column, "groups": len(groups), "images": len(flagged)}))

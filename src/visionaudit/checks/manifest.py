@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from .base import Check
 
 
@@ -35,14 +35,15 @@ class DuplicatePaths(Check):
     fix = ("Keep one row per file: drop the repeats, or merge them after deciding the right label and split "
            "(the groups show each row's label and split).")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         samples = ctx.dataset.samples
         repeated = samples["path"].duplicated(keep=False)
         ids = samples["sample_id"]
-        ctx.add_scores("duplicate_manifest_path", pd.Series((~repeated).astype(float).to_numpy(), index=ids),
+        output.score("duplicate_manifest_path", pd.Series((~repeated).astype(float).to_numpy(), index=ids),
                        pd.Series(repeated.to_numpy(), index=ids))
         if not repeated.any():
-            return []
+            return output
         groups = []
         conflicting_labels = conflicting_splits = 0
         for path, rows in samples[repeated].groupby("path", sort=False):
@@ -60,9 +61,9 @@ class DuplicatePaths(Check):
             extras.append(f"{conflicting_splits} in more than one split")
         if extras:
             message += f" ({'; '.join(extras)})"
-        return [self.finding(
+        return output.add(self.finding(
             issue="duplicate_manifest_path", message=message + ".", samples=flagged,
             scores={s: 0.0 for s in flagged}, groups=groups,
             evidence={"rows": len(flagged), "files": len(groups), "conflicting_labels": conflicting_labels,
                       "conflicting_splits": conflicting_splits},
-        )]
+        ))

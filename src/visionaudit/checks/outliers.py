@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..context import Context
 from ..features.embedders import embeddings
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from ..neighbours import knn
 from .base import Check
 
@@ -36,11 +36,12 @@ class Outliers(Check):
     fix = ("Look at the flagged images first: drop junk, and where they are real inputs collect more like them or "
            "note the gap; `threshold` raises or lowers the cut-off.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         k = int(self.params["neighbours"])
         emb = embeddings(ctx, "builtin")
         if len(emb.ids) < k + 2:
-            return []
+            return output
         nb = knn(emb.vectors, k)
         isolation = nb.distances.mean(axis=1).astype(float)
         median = float(np.median(isolation))
@@ -49,14 +50,14 @@ class Outliers(Check):
         threshold = float(self.params["threshold"])
         scores = pd.Series(0.5 ** (np.maximum(z, 0.0) / threshold), index=emb.ids)
         flags = pd.Series(z > threshold, index=emb.ids)
-        ctx.add_scores("outliers", scores, flags)
+        output.score("outliers", scores, flags)
         flagged = emb.ids[flags.to_numpy()].tolist()
         if not flagged:
-            return []
+            return output
         zmap = dict(zip(emb.ids, np.round(z, 3)))
-        return [self.finding(
+        return output.add(self.finding(
             issue="outliers", samples=flagged, scores=scores,
             message=f"{len(flagged)} image(s) are far from all others (isolation more than {threshold:g} robust "
                     f"standard deviations above the median).",
             evidence={"z_scores": {s: float(zmap[s]) for s in flagged}, "median_distance": round(median, 6),
-                      "robust_std": round(spread, 6), "embedding": "builtin", "neighbours": k})]
+                      "robust_std": round(spread, 6), "embedding": "builtin", "neighbours": k}))

@@ -54,7 +54,7 @@ import pandas as pd
 from scipy.special import expit
 
 from ..context import Context
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from .base import Check
 from .integrity import GRAY_MODES
 
@@ -174,16 +174,17 @@ class PropertyCheck(Check):
                 "median": round(float(np.median(values)), 6) if values.size else None,
                 "relative_cutoff": None if cut.relative is None else round(cut.relative, 6)}
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         scores, flags, cut, values = self.evaluate(ctx)
-        ctx.add_scores(self.issue, scores, flags)
+        output.score(self.issue, scores, flags)
         ids = list(flags.index[flags.to_numpy()])
         if not ids:
-            return []
+            return output
         median = float(np.median(values))
-        return [self.finding(issue=self.issue, samples=ids, scores=scores,
+        return output.add(self.finding(issue=self.issue, samples=ids, scores=scores,
                              message=self.message.format(n=len(ids), cutoff=cut.value, median=median),
-                             evidence=self.evidence(cut, values))]
+                             evidence=self.evidence(cut, values)))
 
 
 def _log_offset(offset: float) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[float], float]]:
@@ -279,7 +280,8 @@ class LowInformation(PropertyCheck):
                               absolute=None, floor=float(p["floor"]), z=float(p["z"]),
                               min_scale=self.min_scale, min_images=int(p["min_images"]))
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         scores, flags, cut, values = self.evaluate(ctx)
         limit = float(self.params["absolute_range"])
         rng = ctx.numeric("dynamic_range")
@@ -289,15 +291,15 @@ class LowInformation(PropertyCheck):
         range_scores = expit((np.log(rng + 0.01) - math.log(limit + 0.01)) / 0.25)
         scores = pd.Series(np.minimum(scores.to_numpy(), range_scores), index=scores.index)
         flags = flags | pd.Series(flat, index=flags.index)
-        ctx.add_scores(self.issue, scores, flags)
+        output.score(self.issue, scores, flags)
         ids = list(flags.index[flags.to_numpy()])
         if not ids:
-            return []
+            return output
         evidence = self.evidence(cut, values)
         evidence["also"] = {"property": "dynamic_range", "cutoff": limit, "direction": "below"}
-        return [self.finding(issue=self.issue, samples=ids, scores=scores, evidence=evidence,
+        return output.add(self.finding(issue=self.issue, samples=ids, scores=scores, evidence=evidence,
                              message=self.message.format(n=len(ids), cutoff=cut.value, median=float(np.median(values)),
-                                                         range_levels=round(limit * 255)))]
+                                                         range_levels=round(limit * 255))))
 
 
 class Noisy(PropertyCheck):
@@ -345,7 +347,8 @@ class GrayscaleAsRgb(Check):
     fix = ("Decide whether black-and-white images belong in the dataset; if they do, make sure the test set "
            "has them too, or convert the whole dataset to grayscale if colour is not needed.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         feats = ctx.features
         color = ctx.valid & ~feats["mode"].isin(GRAY_MODES)
         spread = pd.Series(ctx.numeric("channel_spread"), index=ctx.sample_ids)[color]
@@ -353,14 +356,14 @@ class GrayscaleAsRgb(Check):
         scores = pd.Series(expit((np.log1p(spread.to_numpy()) - math.log1p(limit)) / 0.1), index=spread.index)
         # When gray-in-RGB is the norm of the dataset, it is a storage choice, not a mix.
         hit = (spread < limit) & bool((spread < limit).mean() < float(self.params["max_fraction"]))
-        ctx.add_scores("grayscale_as_rgb", scores, hit)
+        output.score("grayscale_as_rgb", scores, hit)
         ids = list(hit.index[hit.to_numpy()])
         if not ids:
-            return []
-        return [self.finding(issue="grayscale_as_rgb", samples=ids, scores=scores,
+            return output
+        return output.add(self.finding(issue="grayscale_as_rgb", samples=ids, scores=scores,
                              message=(f"{len(ids)} of {len(spread)} colour-mode images have identical channels "
                                       f"(mean channel difference below {limit:g} grey levels): grayscale stored as RGB."),
-                             evidence={"property": "channel_spread", "cutoff": limit, "direction": "below"})]
+                             evidence={"property": "channel_spread", "cutoff": limit, "direction": "below"}))
 
 
 class OddSize(Check):
@@ -375,7 +378,8 @@ class OddSize(Check):
     #: The robust spread of log pixel count is never taken below log(2): a 2x size spread is normal.
     min_scale = math.log(2.0)
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         mask = (ctx.valid & np.isfinite(ctx.numeric("megapixels"))).to_numpy()
         mp = ctx.numeric("megapixels")[mask]
         ids = ctx.sample_ids[mask]
@@ -388,18 +392,18 @@ class OddSize(Check):
         # Without enough images there is no "typical size" to differ from: scores rank, nothing is flagged.
         enough = mp.size >= int(self.params["min_images"])
         flags = pd.Series(((mp < lo) | (mp > hi)) & enough, index=ids)
-        ctx.add_scores("odd_size", scores, flags)
+        output.score("odd_size", scores, flags)
         hit = list(ids[flags.to_numpy()])
         if not hit:
-            return []
+            return output
         median = math.exp(center)
-        return [self.finding(issue="odd_size", samples=hit, scores=scores,
+        return output.add(self.finding(issue="odd_size", samples=hit, scores=scores,
                              message=(f"{len(hit)} image(s) have a pixel count outside {lo:.3g}-{hi:.3g} megapixels, "
                                       f"far from the dataset median {median:.3g} MP."),
                              # The findings schema has one-sided cut-offs: the histogram shows the low one
                              # (thumbnails, the common case); images above upper_cutoff are flagged too.
                              evidence={"property": "megapixels", "cutoff": round(lo, 6), "direction": "below",
-                                       "upper_cutoff": round(hi, 6), "median": round(median, 6)})]
+                                       "upper_cutoff": round(hi, 6), "median": round(median, 6)}))
 
 
 class OddAspectRatio(PropertyCheck):

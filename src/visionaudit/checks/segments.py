@@ -45,7 +45,7 @@ from scipy import stats
 from ..context import Context
 from ..dataset.model import SAMPLE_COLUMNS
 from ..features.embedders import embeddings
-from ..findings import Finding, Severity
+from ..findings import CheckOutput, Severity
 from .base import Check
 
 #: Image properties binned into slices by default (columns of ``ctx.features``).
@@ -200,15 +200,16 @@ class WeakSegments(Check):
            "its labels and preprocessing (a different scanner may need its own normalisation), and report "
            "accuracy per slice next to the overall figure.")
 
-    def run(self, ctx: Context) -> list[Finding]:
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
         preds = ctx.predictions
         if preds is None:
-            return []
+            return output
         samples = ctx.dataset.samples
         index = preds.label_index(samples["label"])
         judged = index >= 0
         if not judged.any():
-            return []
+            return output
         probs = preds.probs[judged]
         label_index = index[judged]
         correct = probs.argmax(axis=1) == label_index
@@ -243,7 +244,7 @@ class WeakSegments(Check):
             if s.kind == "cluster":
                 group.update(embedder=str(self.params["embedder"]), typical=s.typical[: self.params["examples"]])
             groups.append(group)
-        ctx.add_scores("weak_segments", scores, flags)
+        output.score("weak_segments", scores, flags)
 
         evidence = {
             "judged": len(ids),
@@ -256,15 +257,15 @@ class WeakSegments(Check):
             "skipped": skipped,
         }
         if not groups:
-            return []
+            return output
         samples_out = list(dict.fromkeys(ordered))
         shown = "; ".join(f"{g['slice']}: {g['accuracy']:.1%} [{g['ci'][0]:.1%}, {g['ci'][1]:.1%}] "
                           f"(n={g['size']}, q={g['q']:.2g})" for g in groups[:3])
         more = f"; and {len(groups) - 3} more" if len(groups) > 3 else ""
         message = (f"{len(groups)} of {len(table)} slices are significantly less accurate than overall "
                    f"({overall:.1%}): {shown}{more}")
-        return [self.finding(issue="weak_segments", message=message, samples=samples_out, scores=scores,
-                             groups=groups, evidence=evidence)]
+        return output.add(self.finding(issue="weak_segments", message=message, samples=samples_out, scores=scores,
+                             groups=groups, evidence=evidence))
 
     def _slices(self, ctx: Context, judged: np.ndarray) -> tuple[list[_Slice], list[dict[str, Any]]]:
         samples = ctx.dataset.samples

@@ -4,8 +4,10 @@ The page reads only the :class:`~visionaudit.findings.Result`: a summary of find
 then one section per finding with its why/fix text, thresholds, a histogram of the judged property
 with the cut-off drawn (property findings), and a gallery of thumbnails worst-first (or duplicate
 clusters and leaked pairs side by side). Galleries are capped so the page stays a few MB for any
-dataset size; the rest is in ``findings.json``. Thumbnails are decoded through
-:func:`visionaudit.features.decode.open_for_display`, each file at most once per report.
+dataset size; the rest is in ``findings.json``. Thumbnails (sample id -> JPEG bytes) come from the
+``thumbnails`` mapping given (a saved run folder's); those missing are decoded through
+:func:`visionaudit.features.decode.open_for_display`, each file at most once per report, and added to
+it, unless ``decode_missing`` is False (re-rendering a saved run opens no image file).
 """
 from __future__ import annotations
 
@@ -78,6 +80,8 @@ def write_html(
     max_groups: int = MAX_GROUPS,
     thumb_size: int = THUMB_SIZE,
     workers: int | None = None,
+    thumbnails: dict[str, bytes] | None = None,
+    decode_missing: bool = True,
 ) -> Path:
     """Write the self-contained HTML report and return its path.
 
@@ -89,7 +93,7 @@ def write_html(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(result, max_gallery=max_gallery, max_groups=max_groups, thumb_size=thumb_size,
-                       workers=workers)
+                       workers=workers, thumbnails=thumbnails, decode_missing=decode_missing)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -103,8 +107,10 @@ def render_html(
     max_groups: int = MAX_GROUPS,
     thumb_size: int = THUMB_SIZE,
     workers: int | None = None,
+    thumbnails: dict[str, bytes] | None = None,
+    decode_missing: bool = True,
 ) -> str:
-    """The report as one HTML string (see :func:`write_html`)."""
+    """The report as one HTML string (see :func:`write_html` and the module's note on thumbnails)."""
     for name, value in (("max_gallery", max_gallery), ("max_groups", max_groups), ("thumb_size", thumb_size)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"invalid {name}={value!r}: expected a positive integer")
@@ -112,8 +118,11 @@ def render_html(
     ordered = sorted(result.findings, key=lambda f: -f.severity.rank)
     sections = [_finding_section(i, f, table, result, max_gallery, max_groups)
                 for i, f in enumerate(ordered)]
-    wanted = [tile["sample"] for s in sections for tile in _tiles(s)]
-    thumbs = _make_thumbnails(table, wanted, thumb_size, workers)
+    wanted = list(dict.fromkeys(tile["sample"] for s in sections for tile in _tiles(s)))
+    thumbnails = {} if thumbnails is None else thumbnails
+    if decode_missing:
+        thumbnails.update(_make_thumbnails(table, [s for s in wanted if s not in thumbnails], thumb_size, workers))
+    thumbs = {s: _thumb(s, thumbnails.get(s), table) for s in wanted}
     for s in sections:
         for tile in _tiles(s):
             tile["thumb"] = thumbs[tile["sample"]]
@@ -168,37 +177,43 @@ def _tiles(section: dict[str, Any]) -> Iterable[dict[str, Any]]:
         yield from group["typical"]
 
 
-def _make_thumbnails(table: _SampleTable, samples: list[str], size: int, workers: int | None) -> dict[str, Thumb]:
-    """One thumbnail per sample id, decoding each distinct file once, in a thread pool
+def _make_thumbnails(table: _SampleTable, samples: list[str], size: int, workers: int | None) -> dict[str, bytes]:
+    """JPEG thumbnails of ``samples`` that decode, each distinct file decoded once, in a thread pool
     (Pillow releases the GIL while decoding)."""
     by_path: dict[str, list[str]] = {}
-    out: dict[str, Thumb] = {}
     for sample in dict.fromkeys(samples):
         path = table.get(sample, "path")
-        if path is None:
-            out[sample] = Thumb(None, error="not in the dataset table")
-        else:
+        if path is not None:
             by_path.setdefault(str(path), []).append(sample)
     paths = list(by_path)
-    n_workers = max(1, min(workers or (os.cpu_count() or 1), 8, len(paths) or 1))
+    if not paths:
+        return {}
+    n_workers = max(1, min(workers or (os.cpu_count() or 1), 8, len(paths)))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        images = list(pool.map(lambda p: _encode(decode.open_for_display(p, size)), paths))
-    for path, thumb in zip(paths, images):
-        for sample in by_path[path]:
-            if thumb.uri is None:
-                error = table.get(sample, "error")
-                thumb = Thumb(None, error=str(error) if error is not None else "could not be decoded for display")
-            out[sample] = thumb
-    return out
+        images = list(pool.map(lambda p: _jpeg(decode.open_for_display(p, size)), paths))
+    return {sample: data for path, data in zip(paths, images) if data is not None for sample in by_path[path]}
 
 
-def _encode(im: Any) -> Thumb:
+def _jpeg(im: Any) -> bytes | None:
     if im is None:
-        return Thumb(None)
+        return None
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=_THUMB_QUALITY, optimize=True)
-    uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    return Thumb(uri, im.width, im.height)
+    return buf.getvalue()
+
+
+def _thumb(sample: str, data: bytes | None, table: _SampleTable) -> Thumb:
+    """The tile's image as a data URI, or why there is none."""
+    if data is None:
+        if table.get(sample, "path") is None:
+            return Thumb(None, error="not in the dataset table")
+        error = table.get(sample, "error")
+        return Thumb(None, error=str(error) if error is not None else "could not be decoded for display")
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        width, height = im.size
+    return Thumb("data:image/jpeg;base64," + base64.b64encode(data).decode("ascii"), width, height)
 
 
 # ---------------------------------------------------------------------------------------------
