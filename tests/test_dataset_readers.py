@@ -12,11 +12,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SHARED, coco_images
+
 from visionaudit.dataset import load_dataset
 from visionaudit.dataset.coco import read_coco
 from visionaudit.dataset.manifest import read_manifest, unique_ids
+from visionaudit.dataset.model import Task
 from visionaudit.dataset.yolo import label_path, read_yolo
 from visionaudit.errors import SourceError
 
@@ -165,7 +166,7 @@ def test_coco_ground_truth_counts_and_boxes_match_the_json():
     data = json.loads(COCO_GT.read_text())
     ds = read_coco(COCO_GT, split="validation")
     assert (len(ds), len(ds.objects), len(ds.classes)) == (100, 839, 80)
-    assert ds.box_units == "pixels" and ds.format == "coco"
+    assert ds.task == Task.SEGMENTATION and ds.format == "coco"
     assert ds.samples["sample_id"].tolist() == [im["file_name"] for im in data["images"]]
     assert set(ds.samples["split"]) == {"val"} and ds.samples["label"].isna().all()
     # No image file ships with this json: every row is kept, pointing where the image would be.
@@ -267,7 +268,7 @@ def coco128_yolo(tmp_path: Path) -> Path:
 
 def test_yolo_coco128_counts_and_boxes(coco128_yolo: Path):
     ds = load_dataset(coco128_yolo)
-    assert ds.format == "yolo" and ds.box_units == "normalized" and len(ds.classes) == 80
+    assert ds.format == "yolo" and ds.task == Task.DETECTION and len(ds.classes) == 80
     assert ds.samples["split"].value_counts().to_dict() == {"train": 128, "val": 128}
     labels_dir = COCO128 / "object_detection" / "labels"
     expected: Counter = Counter()
@@ -286,8 +287,12 @@ def test_yolo_coco128_counts_and_boxes(coco128_yolo: Path):
     sid = "images/train2017/000000000009.jpg"
     cls, cx, cy, w, h = (float(v) for v in first[sid])
     row = ds.objects[ds.objects["sample_id"] == sid].iloc[0]
-    assert (row.class_id, row.label, row.line) == (int(cls), ds.classes[int(cls)], 1)
-    assert (row.x, row.y, row.w, row.h) == pytest.approx((cx - w / 2, cy - h / 2, w, h), abs=1e-12)
+    assert (row.object_id, row.category_id, row.label, row.line) == (f"{sid}#0", int(cls), ds.classes[int(cls)], 1)
+    # Pixels of the 640x480 photo, read from its header; COCO128's photos carry no EXIF orientation.
+    sample = ds.samples.set_index("sample_id").loc[sid]
+    assert (sample.image_width, sample.image_height) == (640, 480) and set(ds.samples["exif_orientation"]) == {1}
+    assert (row.x, row.y, row.w, row.h) == pytest.approx(((cx - w / 2) * 640, (cy - h / 2) * 480, w * 640, h * 480),
+                                                         abs=1e-9)
 
 
 def _yolo_tree(tmp_path: Path) -> Path:
@@ -320,10 +325,17 @@ def test_yolo_polygons_lists_and_out_of_image_boxes(tmp_path: Path):
     o = ds.objects
     assert o["sample_id"].tolist() == ["images/train/a.jpg"] * 2 + ["images/train/b.jpg"] + ["images/train/a.jpg@val"] * 2
     assert o["label"].tolist() == ["cat", "bird", "dog", "cat", "bird"]
+    assert o["object_id"].tolist() == ["images/train/a.jpg#0", "images/train/a.jpg#1", "images/train/b.jpg#0",
+                                       "images/train/a.jpg@val#0", "images/train/a.jpg@val#1"]
     assert o["shape"].tolist()[:3] == ["box", "polygon", "box"] and o["line"].tolist()[:3] == [1, 3, 1]
-    assert o.iloc[1][["x", "y", "w", "h"]].tolist() == pytest.approx([0.1, 0.2, 0.2, 0.4])
-    # A box reaching past the right edge is kept as written: judging it is a detection check's job.
-    assert o.iloc[2][["x", "y", "w", "h"]].tolist() == pytest.approx([1.1, 0.4, 0.2, 0.2])
+    # a.jpg is 640x480: the polygon (0.1, 0.2) (0.3, 0.2) (0.2, 0.6) in pixels, its box its bounds.
+    assert o.iloc[1][["x", "y", "w", "h"]].tolist() == pytest.approx([64, 96, 128, 192])
+    assert o.iloc[1]["polygon"] == [pytest.approx([64, 96, 192, 96, 128, 288])] and o.iloc[0]["polygon"] is None
+    assert o["area"].tolist()[:2] == pytest.approx([128 * 192, 128 * 192 / 2])
+    # A box reaching past the right edge of the 640x426 b.jpg is kept as written: judging it is a
+    # detection check's job.
+    assert o.iloc[2][["x", "y", "w", "h"]].tolist() == pytest.approx([704, 170.4, 128, 85.2])
+    assert ds.task == Task.SEGMENTATION
     assert ds.classes == ["cat", "dog", "bird"]
 
 
@@ -337,7 +349,7 @@ def test_yolo_keypoint_rows_use_the_box(tmp_path: Path):
     (root / "labels" / "train" / "b.txt").write_text("")
     ds = read_yolo(root / "data.yaml")
     assert len(ds.objects) == 1
-    assert ds.objects.iloc[0][["x", "y", "w", "h"]].tolist() == pytest.approx([0.4, 0.3, 0.2, 0.4])
+    assert ds.objects.iloc[0][["x", "y", "w", "h"]].tolist() == pytest.approx([256, 144, 128, 192])
 
 
 @pytest.mark.parametrize("content, words", [

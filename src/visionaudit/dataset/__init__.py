@@ -19,7 +19,9 @@ def load_dataset(
 ) -> Dataset:
     """Open ``source`` as a :class:`Dataset`, choosing the reader by what it is.
 
-    - a directory: ImageFolder-style tree (optional train/val/test split folders)
+    - a directory: Pascal VOC when it has ``Annotations/`` and ``JPEGImages/`` or ``.xml`` files beside
+      images of the same name (:func:`voc.voc_layout`), else an ImageFolder-style tree (optional
+      train/val/test split folders)
     - ``.csv`` / ``.parquet``: a manifest with a ``path`` column and optional ``label``, ``split``,
       ``id`` and metadata columns (paths relative to the manifest's folder)
     - ``.json``: COCO instances file; ``images`` names the image folder (default: the json's folder)
@@ -36,7 +38,8 @@ def load_dataset(
     if path.is_dir():
         if images is not None:
             raise ArgumentError("images", str(images), "no --images with a folder source (it is only for COCO json)")
-        return read_folder(path)
+        from .voc import read_voc, voc_layout
+        return read_voc(path) if voc_layout(path) else read_folder(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".parquet", ".pq"):
         from .manifest import read_manifest

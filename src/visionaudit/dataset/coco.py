@@ -1,4 +1,5 @@
-"""COCO instances json: images become samples, annotations become the objects table (pixel boxes)."""
+"""COCO instances json: images become samples, annotations become the object table (pixel boxes, polygons
+and RLE masks as written)."""
 from __future__ import annotations
 
 import json
@@ -7,13 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import SourceError
 from .manifest import split_name, unique_ids
-from .model import Dataset, make_samples
+from .model import Dataset, make_samples, object_table, rle_counts
 
-OBJECT_COLUMNS = ("sample_id", "image_id", "annotation_id", "category_id", "label", "x", "y", "w", "h", "area", "iscrowd")
+#: Provenance columns the COCO reader adds to the object table.
+PROVENANCE_COLUMNS = ("image_id", "annotation_id")
 
 
 def _is_number(value: Any) -> bool:
@@ -68,6 +68,41 @@ def _entry(source: Path, key: str, i: int, item: Any, required: tuple[str, ...])
     return item
 
 
+def _segmentation(source: Path, field: str, value: Any) -> tuple[list[list[float]] | None, dict[str, Any] | None]:
+    """(polygon, rle) of an annotation's ``segmentation``: a list of flat polygons, or a run-length mask
+    ``{"size": [h, w], "counts": [...] or "compressed string"}``; absent or empty is neither."""
+    if value is None or value == []:
+        return None, None
+    if isinstance(value, list):
+        polygon = []
+        for j, part in enumerate(value):
+            if not (isinstance(part, list) and len(part) >= 6 and len(part) % 2 == 0 and all(_is_number(v) for v in part)):
+                raise SourceError(str(source), f"expected a polygon [x1, y1, x2, y2, x3, y3, ...] (an even count >= 6 "
+                                               f"of numbers), got {_short(part)}", field=f"{field}[{j}]")
+            polygon.append([float(v) for v in part])
+        return polygon, None
+    if not isinstance(value, dict):
+        raise SourceError(str(source), f"expected a list of polygons or an RLE mask, got {_short(value)}", field=field)
+    size, counts = value.get("size"), value.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                            for v in size)):
+        raise SourceError(str(source), f"expected the mask size [height, width], got {_short(size)}", field=f"{field}.size")
+    if isinstance(counts, str):
+        try:
+            runs = rle_counts(counts)
+        except ValueError as exc:
+            raise SourceError(str(source), f"broken compressed RLE: {exc}", field=f"{field}.counts") from None
+    elif isinstance(counts, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+        runs = counts
+    else:
+        raise SourceError(str(source), f"expected run lengths (a list of whole numbers >= 0 or COCO's compressed "
+                                       f"string), got {_short(counts)}", field=f"{field}.counts")
+    if sum(runs) != size[0] * size[1] or min(runs, default=0) < 0:
+        raise SourceError(str(source), f"the runs cover {sum(runs)} pixels, but a {size[0]}x{size[1]} mask has "
+                                       f"{size[0] * size[1]}", field=f"{field}.counts")
+    return None, {"size": list(size), "counts": counts}
+
+
 def read_coco(path: str | os.PathLike, images: str | os.PathLike | None = None, split: str | None = None) -> Dataset:
     """Read a COCO instances json (object detection ground truth).
 
@@ -75,10 +110,15 @@ def read_coco(path: str | os.PathLike, images: str | os.PathLike | None = None, 
     image ids keeps both, the second as ``<file_name>@id <id>``), ``path`` is ``file_name`` under the
     ``images`` folder (default: the json's folder), ``label`` is None (the labels are per object),
     ``split`` is ``split`` for all; ``image_id``, ``declared_width`` and ``declared_height`` are kept.
-    Each annotation is a row of ``Dataset.objects``: ``sample_id``, ``image_id``, ``annotation_id``,
-    ``category_id``, ``label`` (category name), ``x``, ``y``, ``w``, ``h`` (the ``bbox``, pixels),
-    ``area`` (``w*h`` where absent) and ``iscrowd``. Errors name the file and the JSON path of the
-    bad value (``annotations[12].bbox``) or, for broken JSON, the line.
+    Each annotation is a row of ``Dataset.objects`` (the shared schema, ``model.OBJECT_COLUMNS``):
+    ``object_id`` numbers an image's annotations in file order, ``category_id`` and ``label``
+    (category name), ``x``, ``y``, ``w``, ``h`` the ``bbox`` (pixels, as COCO writes them),
+    ``polygon`` the ``segmentation`` when it is a list of polygons, ``rle`` when it is a run-length
+    mask (``counts`` kept as written, a list or the compressed string; crowd regions use this),
+    ``iscrowd``, ``area`` as given (else the polygon's area, the mask's pixel count or ``w*h``), plus
+    ``image_id`` and ``annotation_id``. A ``bbox`` that is not 4 finite numbers with a width and
+    height >= 0 is an error, as is a malformed segmentation. Errors name the file and the JSON path
+    of the bad value (``annotations[12].bbox``) or, for broken JSON, the line.
 
     >>> ds = read_coco("annotations/instances_val2017.json", images="val2017/")  # doctest: +SKIP
     >>> ds.objects.groupby("label").size().sort_values().tail(3)                  # doctest: +SKIP
@@ -129,7 +169,9 @@ def read_coco(path: str | os.PathLike, images: str | os.PathLike | None = None, 
             raise SourceError(str(source), f"expected a name, got {_short(item['name'])}", field=f"categories[{i}].name")
         categories[item["id"]] = item["name"]
 
-    objects: dict[str, list[Any]] = {c: [] for c in OBJECT_COLUMNS}
+    columns = ("sample_id", "label", "category_id", "x", "y", "w", "h", "polygon", "rle", "iscrowd", "area",
+               *PROVENANCE_COLUMNS)
+    objects: dict[str, list[Any]] = {c: [] for c in columns}
     for i, item in enumerate(annotations):
         item = _entry(source, "annotations", i, item, ("image_id", "category_id", "bbox"))
         image_id, category_id, bbox = item["image_id"], item["category_id"], item["bbox"]
@@ -142,28 +184,27 @@ def read_coco(path: str | os.PathLike, images: str | os.PathLike | None = None, 
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
             raise SourceError(str(source), f"expected 4 numbers [x, y, width, height], got {_short(bbox)}",
                               field=f"annotations[{i}].bbox")
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise SourceError(str(source), f"expected a width and height >= 0 in [x, y, width, height], got "
+                                           f"{_short(bbox)}", field=f"annotations[{i}].bbox")
         area = item.get("area")
         if area is not None and not _is_number(area):
             raise SourceError(str(source), f"expected a number, got {_short(area)}", field=f"annotations[{i}].area")
         iscrowd = item.get("iscrowd", 0)
         if iscrowd not in (0, 1):
             raise SourceError(str(source), f"expected 0 or 1, got {_short(iscrowd)}", field=f"annotations[{i}].iscrowd")
+        polygon, rle = _segmentation(source, f"annotations[{i}].segmentation", item.get("segmentation"))
         x, y, w, h = (float(v) for v in bbox)
-        objects["sample_id"].append(sample_ids[index_of_image[image_id]])
-        objects["image_id"].append(image_id)
-        objects["annotation_id"].append(item.get("id"))
-        objects["category_id"].append(category_id)
-        objects["label"].append(categories[category_id])
-        objects["x"].append(x)
-        objects["y"].append(y)
-        objects["w"].append(w)
-        objects["h"].append(h)
-        objects["area"].append(float(area) if area is not None else w * h)
-        objects["iscrowd"].append(bool(iscrowd))
+        for key, value in (("sample_id", sample_ids[index_of_image[image_id]]), ("label", categories[category_id]),
+                           ("category_id", category_id), ("x", x), ("y", y), ("w", w), ("h", h),
+                           ("polygon", polygon), ("rle", rle), ("iscrowd", bool(iscrowd)),
+                           ("area", float(area) if area is not None else float("nan")),
+                           ("image_id", image_id), ("annotation_id", item.get("id"))):
+            objects[key].append(value)
 
     samples = make_samples(rows)
     return Dataset(
         samples=samples, source=str(source), format="coco", root=image_dir,
         classes=[categories[k] for k in sorted(categories, key=lambda k: (isinstance(k, str), k))],
-        objects=pd.DataFrame(objects, columns=list(OBJECT_COLUMNS)), box_units="pixels",
+        objects=object_table(objects),
     )

@@ -1,22 +1,30 @@
 """YOLO datasets: a data.yaml naming split folders (or image lists) and the class names; one label
-file per image under the parallel ``labels/`` folder, one object per line, normalised coordinates."""
+file per image under the parallel ``labels/`` folder, one object per line, normalised coordinates that
+the reader turns into pixels with each image's size read from its header."""
 from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
+from PIL import Image
 
 from ..errors import SourceError
 from .folders import _walk_images
 from .manifest import unique_ids
-from .model import Dataset, make_samples
+from .model import Dataset, make_samples, object_table
 
 SPLIT_KEYS = ("train", "val", "test")
-OBJECT_COLUMNS = ("sample_id", "class_id", "label", "x", "y", "w", "h", "shape", "label_file", "line")
+#: Provenance columns the YOLO reader adds to the object table: ``shape`` ("box" or "polygon", what the
+#: line held), the label file and its line number.
+PROVENANCE_COLUMNS = ("shape", "label_file", "line")
+_EXIF_ORIENTATION = 0x0112
+#: Below this many images the headers are read in this thread (a pool costs more than it saves).
+_POOL_FROM = 64
 
 
 def label_path(image_path: str) -> str:
@@ -105,7 +113,8 @@ def _list_images(source: Path, key: str, entry: str, root: str) -> list[str]:
 
 
 def _parse_label_file(path: str, names: dict[int, str], keypoint_values: int | None) -> list[tuple]:
-    """(class_id, x, y, w, h, shape, line) per object, x/y the normalised top-left corner."""
+    """(class_id, shape, coordinates, line) per object, normalised as written: ``(cx, cy, w, h)`` for a
+    box, the flat ``x1, y1, x2, y2, ...`` for a polygon."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -134,15 +143,60 @@ def _parse_label_file(path: str, names: dict[int, str], keypoint_values: int | N
                                         f"kpt_shape says), got {len(parts)}", line=lineno)
             coords = coords[:4]
         if len(coords) == 4:
-            cx, cy, w, h = coords
-            rows.append((int(cls), cx - w / 2, cy - h / 2, w, h, "box", lineno))
+            rows.append((int(cls), "box", coords, lineno))
         elif len(coords) >= 6 and len(coords) % 2 == 0:
-            xs, ys = coords[0::2], coords[1::2]
-            rows.append((int(cls), min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), "polygon", lineno))
+            rows.append((int(cls), "polygon", coords, lineno))
         else:
             raise SourceError(path, f"expected 5 values (class cx cy w h) or a polygon (class x1 y1 x2 y2 x3 y3 ...), "
                                     f"got {len(parts)} values", line=lineno)
     return rows
+
+
+def displayed_size(path: str) -> tuple[int, int, int] | None:
+    """``(width, height, exif_orientation)`` of an image as it is displayed, from its header alone (no
+    pixel decode); None when the file cannot be opened as an image.
+
+    The size is the one after the EXIF orientation is applied, as Ultralytics uses: its loader
+    (``cv2.imread``) turns the pixels upright before the normalised labels are scaled, and its
+    ``exif_size`` swaps width and height for orientations 6 and 8. Width and height are swapped for
+    5 and 7 too (a quarter turn plus a mirror), which cv2 and Pillow's ``exif_transpose`` also turn;
+    Ultralytics' ``exif_size`` leaves those two as stored, but its training images are turned. The
+    orientation is 1 when the tag is absent or not one of 1-8. A PNG is only asked for EXIF when its
+    header holds it: Pillow would decode the whole image to look for an ``eXIf`` chunk after the
+    pixels.
+    """
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = 1
+            if im.format != "PNG" or "exif" in im.info:
+                try:
+                    tag = im.getexif().get(_EXIF_ORIENTATION, 1)
+                except Exception:  # noqa: BLE001 - a broken EXIF block leaves the image as stored
+                    tag = 1
+                orientation = tag if isinstance(tag, int) and 1 <= tag <= 8 else 1
+    except Exception:  # noqa: BLE001 - missing, unreadable, not an image, decompression bomb: the scan reports it
+        return None
+    return (height, width, orientation) if orientation >= 5 else (width, height, orientation)
+
+
+def _displayed_sizes(paths: list[str]) -> list[tuple[int, int, int] | None]:
+    if len(paths) < _POOL_FROM:
+        return [displayed_size(p) for p in paths]
+    # Opening a header is mostly waiting on the file system; threads overlap that.
+    with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(displayed_size, paths, chunksize=32))
+
+
+def _to_pixels(shape: str, coords: list[float], width: int, height: int) -> tuple[float, float, float, float, list | None]:
+    """``(x, y, w, h, polygon)`` in pixels from a line's normalised coordinates; a polygon's box is its
+    bounding box."""
+    if shape == "box":
+        cx, cy, w, h = coords
+        return (cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height, None
+    xs, ys = [v * width for v in coords[0::2]], [v * height for v in coords[1::2]]
+    flat = [v for point in zip(xs, ys) for v in point]
+    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), [flat]
 
 
 def read_yolo(path: str | os.PathLike) -> Dataset:
@@ -154,12 +208,20 @@ def read_yolo(path: str | os.PathLike) -> Dataset:
     list or an id -> name mapping. Each image's labels are read from the file Ultralytics would read
     (``.../images/...`` -> ``.../labels/...``, extension ``.txt``; symlinks are not resolved first,
     so an ``images`` symlink still finds the ``labels`` beside it); an image without a label file
-    has no objects. A line is ``class cx cy w h`` or a polygon ``class x1 y1 x2 y2 ...`` (its
-    bounding box is used); with ``kpt_shape`` the keypoints after the box are skipped.
-    ``Dataset.objects`` has ``x``, ``y`` (top-left), ``w``, ``h`` as fractions of the image size
-    (``box_units="normalized"``), with ``label_file`` and ``line``; boxes reaching outside the image
-    are kept as written for the detection checks. A malformed line is a :class:`SourceError` naming
-    the label file and line.
+    has no objects. A line is ``class cx cy w h`` or a YOLO-seg polygon ``class x1 y1 x2 y2 ...``;
+    with ``kpt_shape`` the keypoints after the box are skipped.
+
+    ``Dataset.objects`` is the shared object table (``model.OBJECT_COLUMNS``) in pixels: each image's
+    size is read from its header (:func:`displayed_size`: the EXIF-corrected size, as Ultralytics
+    scales labels) and the normalised values multiplied by it. A polygon line keeps its polygon and
+    its box is the polygon's bounding box. ``category_id`` is the class index, ``object_id`` numbers
+    an image's lines in file order; ``shape``, ``label_file`` and ``line`` say where each object came
+    from. Boxes reaching outside the image are kept as written for the detection checks. An image
+    that cannot be opened (missing, corrupt, not an image) keeps its objects, since the label file
+    is still the user's annotation, but their box, polygon and area are unknown: NaN / None, with a
+    note (the scan reports the file itself). ``samples`` gains ``image_width``, ``image_height`` (the
+    size used, missing when unreadable) and ``exif_orientation`` (1-8, 1 when absent or unreadable).
+    A malformed line is a :class:`SourceError` naming the label file and line.
 
     >>> ds = read_yolo("coco128/data.yaml")                   # doctest: +SKIP
     >>> ds.objects.groupby("label").size().nlargest(3)        # doctest: +SKIP
@@ -201,15 +263,35 @@ def read_yolo(path: str | os.PathLike) -> Dataset:
         labels = label_path(image)
         if labels not in parsed:
             parsed[labels] = _parse_label_file(labels, names, keypoint_values) if os.path.isfile(labels) else None
-        rows = parsed[labels]
         samples.append({"sample_id": sid, "path": image, "label": None, "split": split,
-                        "label_file": labels if rows is not None else None})
-        objects.extend((sid, cls, names[cls], x, y, w, h, shape, labels, line)
-                       for cls, x, y, w, h, shape, line in rows or [])
+                        "label_file": labels if parsed[labels] is not None else None})
+    sizes = _displayed_sizes([image for _, image in listed])
+    unsized = 0
+    for sample, size in zip(samples, sizes):
+        width, height, orientation = size if size is not None else (None, None, 1)
+        sample.update(image_width=width, image_height=height, exif_orientation=orientation)
+        rows = parsed[sample["label_file"]] if sample["label_file"] is not None else []
+        unsized += len(rows) if size is None else 0
+        for cls, shape, coords, line in rows:
+            x, y, w, h, polygon = (_to_pixels(shape, coords, width, height) if size is not None
+                                   else (math.nan, math.nan, math.nan, math.nan, None))
+            objects.append({"sample_id": sample["sample_id"], "label": names[cls], "category_id": cls,
+                            "x": x, "y": y, "w": w, "h": h, "polygon": polygon,
+                            "shape": shape, "label_file": sample["label_file"], "line": line})
+    notes = []
     without = sum(s["label_file"] is None for s in samples)
-    notes = [f"{without} image(s) have no label file (no objects)"] if without else []
+    if without:
+        notes.append(f"{without} image(s) have no label file (no objects)")
+    unreadable = sizes.count(None)
+    if unreadable:
+        notes.append(f"{unreadable} image(s) could not be opened to read their size: their {unsized} object(s) "
+                     f"have no box or polygon (NaN)")
+    table = make_samples(samples)
+    for column in ("image_width", "image_height"):
+        table[column] = table[column].astype("Int64")
+    columns = ["sample_id", "label", "category_id", "x", "y", "w", "h", "polygon", *PROVENANCE_COLUMNS]
     return Dataset(
-        samples=make_samples(samples), source=str(source), format="yolo", root=Path(root),
-        classes=[names[k] for k in sorted(names)], objects=pd.DataFrame(objects, columns=list(OBJECT_COLUMNS)),
-        box_units="normalized", notes=notes,
+        samples=table, source=str(source), format="yolo", root=Path(root),
+        classes=[names[k] for k in sorted(names)], objects=object_table(pd.DataFrame(objects, columns=columns)),
+        notes=notes,
     )
