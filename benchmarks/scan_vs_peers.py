@@ -392,6 +392,11 @@ def main() -> None:
             print(f"{issue:26s} {counts[issue]:5d} " + " ".join(f"{_fmt_rp(scored[c][issue]):>16s}" for c in cols))
         print("(quality issues: precision over the clean images and the issue's own; visionaudit's 'light' is "
               "overexposed, its 'grayscale' is grayscale_as_rgb + mixed_channels)")
+        blur = scored.get("visionaudit_cold", {}).get("blurry")
+        if blur:
+            met = "met" if blur[0] >= 0.95 and blur[1] >= 0.95 else "NOT met"
+            print(f"visionaudit blurry: recall {blur[0]:.3f}, precision {blur[1]:.3f}, {blur[2]} flagged "
+                  f"(target >= 0.95 both: {met}; COCO128 photos blurred at full size: benchmarks/blur_coco.py)")
         if "visionaudit_warm" in scored and scored["visionaudit_warm"] != scored["visionaudit_cold"]:
             print("WARNING: warm-cache visionaudit flagged different images than the cold run")
 

@@ -169,12 +169,37 @@ def test_pixel_stats_hand_computed(monkeypatch: pytest.MonkeyPatch, use_kernel: 
             s["entropy"], s["shadows"], s["highlights"], s["relative_contrast"]) == (0.5, 0.5, 1.0, 0.5, 0.5,
                                                                                    1.0, 0.0, 1.0, 1.0)
     assert s["sharpness"] == pytest.approx(12 * 255**2 / 36 / (127.5**2 + 1), rel=1e-12)
+    # Edge sharpness: those 12 Laplacians squared over 36 pixels, against one step of 255 in each of the
+    # 8 rows' 7 differences across (none down): (12/36) / (8/56) = 7/3, whatever the step's height.
+    assert s["edge_sharpness"] == pytest.approx(7 / 3, rel=1e-12)
+    assert properties.pixel_stats((step // 5).copy())["edge_sharpness"] == pytest.approx(7 / 3, rel=1e-12)
     assert s["channel_spread"] == 0.0 and math.isnan(s["noise"])
     rgb = np.zeros((6, 6, 3), dtype=np.uint8)
     rgb[..., 0] = 30       # R-G = 30 everywhere, B-G = 0: spread 15, and a flat plane has no noise
     gray = np.full((6, 6), 9, dtype=np.uint8)
     s = properties.pixel_stats(gray, rgb)
     assert s["channel_spread"] == 15.0 and s["noise"] == 0.0 and s["sharpness"] == 0.0
+    assert s["edge_sharpness"] == 0.0   # no edge at all: nothing sharp (not NaN, as below 6x6)
+    assert math.isnan(properties.pixel_stats(np.zeros((5, 9), dtype=np.uint8))["edge_sharpness"])
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_edge_sharpness_is_judged_in_the_images_own_pixels(monkeypatch: pytest.MonkeyPatch, use_kernel: bool) -> None:
+    """A JPEG decoded at half its size has its edge sharpness doubled (blur in its own pixels); one
+    decoded at a quarter or an eighth keeps the value measured (properties.in_own_pixels)."""
+    if use_kernel and properties._kernel is None:
+        pytest.skip("C extension not built")
+    if not use_kernel:
+        monkeypatch.setattr(properties, "_kernel", None)
+    photo = Image.open(coco_images("train2017")[0]).convert("RGB")
+    for side, scale in ((256, 0.5), (640, 0.25), (1280, 0.125)):
+        data = _encode(photo.resize((side, side * 3 // 4)), "JPEG", quality=90)
+        im = Image.open(io.BytesIO(data))
+        im.draft("RGB", decode.draft_size(*im.size))
+        gray = np.asarray(im.convert("L"))
+        assert max(gray.shape) == side * scale
+        measured = properties.edge_sharpness(np.ascontiguousarray(gray))
+        assert decode.measure_bytes(data)["edge_sharpness"] == measured * max(1.0, scale / 0.25)
 
 
 @needs_kernel
@@ -221,3 +246,15 @@ def test_a_kernel_built_from_older_source_is_ignored_with_a_warning() -> None:
             "assert decode.measure_bytes(buf.getvalue())['error_kind'] is None\n")
     env = {k: v for k, v in os.environ.items() if k != "VISIONAUDIT_NO_EXTENSION"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@needs_kernel
+def test_edge_sharpness_equal_on_rows_longer_than_the_kernels_int32_runs() -> None:
+    """The kernel sums squared differences in int32 over runs of 32,768 pixels: rows longer than a run,
+    worst case (every difference 255) included, must still give numpy's exact integer result."""
+    rng = np.random.default_rng(11)
+    stripes = np.zeros((7, 40_000), dtype=np.uint8)
+    stripes[:, ::2] = 255
+    for gray in (stripes, rng.integers(0, 256, (6, 70_000), dtype=np.uint8), rng.integers(0, 256, (9, 32_769), dtype=np.uint8)):
+        fast = properties._kernel.pixel_stats(gray, None)[properties.PIXEL_STATS.index("edge_sharpness")]
+        assert fast == properties._sharpness_pair(gray, 0.0)[1]

@@ -8,7 +8,7 @@
  * order, Pillow's fixed-point arithmetic), so they agree to the last bit except the entropy's dot
  * product (summation order: ~1e-15 relative). tests/test_pixelstats.py checks both paths.
  *
- * pixel_stats(gray, rgb) -> tuple of 12 floats, in the order of properties.PIXEL_STATS:
+ * pixel_stats(gray, rgb) -> tuple of 13 floats, in the order of properties.PIXEL_STATS:
  *   gray: C-contiguous (h, w) uint8 buffer; rgb: None or the same image as a C-contiguous (h, w, 3)
  *   uint8 buffer. The GIL is released while the pixels are read.
  * luminance(rgb) -> the bytes of Pillow's RGB -> 'L' conversion of the (h, w, 3) uint8 array.
@@ -36,7 +36,7 @@
 #else
 #define MULTIVERSION
 #endif
-#define N_STATS 12
+#define N_STATS 13
 /* hashing.PHASH_TOLERANCE */
 #define PHASH_TOLERANCE 1e-9
 
@@ -96,12 +96,18 @@ static void histogram_stats(const uint64_t *counts, double *out)
     out[8] = span > 0 ? (highlights - shadows) / span : 0.0;
 }
 
-/* properties.sharpness: var(integer 3x3 Laplacian) / (variance + 1), NaN below 6x6 pixels. */
-MULTIVERSION static double sharpness(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, double variance)
+/* properties.sharpness (*sharp: var(integer 3x3 Laplacian) / (variance + 1)) and properties.edge_sharpness
+ * (*edge: mean squared Laplacian / (mean squared difference across + mean squared difference down), 0
+ * when every difference is 0), both NaN below 6x6 pixels. The sums are integers, exact as numpy's, and
+ * below 2^53 (so exact as doubles) for images of up to 8 billion pixels. */
+MULTIVERSION static void sharpness(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, double variance, double *sharp,
+                                   double *edge)
 {
-    if (h < 6 || w < 6)
-        return NAN;
-    int64_t total = 0, squares = 0;
+    if (h < 6 || w < 6) {
+        *sharp = *edge = NAN;
+        return;
+    }
+    int64_t total = 0, squares = 0, across = 0, down = 0;
     for (Py_ssize_t y = 1; y < h - 1; y++) {
         const uint8_t *up = g + (y - 1) * w, *row = g + y * w, *down = g + (y + 1) * w;
         int32_t t = 0;   /* a row's sum: |lap| <= 1020, so int32 holds 2 million pixels a row */
@@ -119,7 +125,37 @@ MULTIVERSION static double sharpness(const uint8_t *g, Py_ssize_t h, Py_ssize_t 
      * (3 million pixels of maximal Laplacian); beyond, a double square is within 1e-16 of it. */
     double total_sq = total < 3000000000LL && total > -3000000000LL ? (double)(total * total) : (double)total * (double)total;
     double lap_var = ((double)squares - total_sq / n) / n;
-    return lap_var / (variance + 1.0);
+    *sharp = lap_var / (variance + 1.0);
+    /* first differences, squared, summed in int32 over runs of at most DIFF_RUN pixels (255^2 x 32,768 <
+     * 2^31), which vectorises, then in int64 */
+    enum { DIFF_RUN = 32768 };
+    for (Py_ssize_t y = 0; y < h; y++) {
+        const uint8_t *row = g + y * w, *below = row + w;
+        for (Py_ssize_t x0 = 0; x0 < w - 1; x0 += DIFF_RUN) {
+            Py_ssize_t end = x0 + DIFF_RUN < w - 1 ? x0 + DIFF_RUN : w - 1;
+            int32_t q = 0;
+            for (Py_ssize_t x = x0; x < end; x++) {
+                int32_t d = row[x + 1] - row[x];
+                q += d * d;
+            }
+            across += q;
+        }
+        if (y == h - 1)
+            break;
+        for (Py_ssize_t x0 = 0; x0 < w; x0 += DIFF_RUN) {
+            Py_ssize_t end = x0 + DIFF_RUN < w ? x0 + DIFF_RUN : w;
+            int32_t q = 0;
+            for (Py_ssize_t x = x0; x < end; x++) {
+                int32_t d = below[x] - row[x];
+                q += d * d;
+            }
+            down += q;
+        }
+    }
+    /* Python: (lap_sq / n) / (dx_sq / (h * (w - 1)) + dy_sq / ((h - 1) * w)), each a correctly rounded
+     * division of exact integers, as these are */
+    *edge = across == 0 && down == 0 ? 0.0
+            : ((double)squares / n) / ((double)across / (double)(h * (w - 1)) + (double)down / (double)((h - 1) * w));
 }
 
 /* properties._immerkaer_sigmas for one plane (rows x cols int16, contiguous): mean
@@ -230,7 +266,7 @@ static int stats_of(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, const uint8_t 
         counts[l] = part[0][l] + part[1][l] + part[2][l] + part[3][l];
     histogram_stats(counts, out);
     /* decode.py passes the variance back from the contrast: (contrast * 255) ** 2 */
-    out[9] = sharpness(g, h, w, pow(out[1] * 255.0, 2.0));
+    sharpness(g, h, w, pow(out[1] * 255.0, 2.0), &out[9], &out[12]);
     out[10] = 0.0;
     out[11] = NAN;
     return rgb ? colour_stats(rgb, h, w, out + 10) : 0;
@@ -269,8 +305,8 @@ static PyObject *pixel_stats(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    result = Py_BuildValue("(dddddddddddd)", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
-                           out[8], out[9], out[10], out[11]);
+    result = Py_BuildValue("(ddddddddddddd)", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
+                           out[8], out[9], out[10], out[11], out[12]);
 done:
     if (have_rgb && rgb.obj)
         PyBuffer_Release(&rgb);
@@ -606,8 +642,8 @@ static PyObject *measure(PyObject *self, PyObject *args)
     PyBuffer_Release(&dct);
     if (failed)
         return PyErr_NoMemory();
-    return Py_BuildValue("(dddddddddddd)y#LLy#", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
-                         out[8], out[9], out[10], out[11], (const char *)thumb, (Py_ssize_t)sizeof(thumb),
+    return Py_BuildValue("(ddddddddddddd)y#LLy#", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
+                         out[8], out[9], out[10], out[11], out[12], (const char *)thumb, (Py_ssize_t)sizeof(thumb),
                          (long long)phash, (long long)(int64_t)bits, tiny, (Py_ssize_t)sizeof(tiny));
 }
 
@@ -619,7 +655,7 @@ static PyMethodDef methods[] = {
     {"thumb_prints", thumb_prints, METH_O,
      "thumb_prints(thumb) -> (hashing.dhash, hashing.tiny) of the 1024 bytes of a 32x32 grayscale thumbnail."},
     {"pixel_stats", pixel_stats, METH_VARARGS,
-     "pixel_stats(gray, rgb) -> the 12 values of properties.PIXEL_STATS for a (h, w) uint8 gray array and, "
+     "pixel_stats(gray, rgb) -> the 13 values of properties.PIXEL_STATS for a (h, w) uint8 gray array and, "
      "for colour images, the same image as an (h, w, 3) uint8 array (else None)."},
     {"measure", measure, METH_VARARGS,
      "measure(pixels, h, w, channels, dct) -> (pixel_stats, box_thumb, phash, dhash, tiny) of an 'L' or 'RGB' "
@@ -631,7 +667,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pixelstats", "Compi
 
 /* Raised whenever a function's arguments or results change: properties.py ignores a module built from
  * an older copy of this file (a checkout updated without re-running pip install -e .). */
-#define KERNEL_VERSION 2
+#define KERNEL_VERSION 3
 
 PyMODINIT_FUNC PyInit__pixelstats(void)
 {

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from . import hashing, properties
 
 #: Bumped whenever the meaning of a cached feature changes, so stale cache rows are recomputed.
-FEATURE_VERSION = 6
+FEATURE_VERSION = 7
 #: Long side (pixels) the analysis works at; JPEG decoding is asked for at least this size.
 WORK_SIZE = 128
 #: Images with more pixels than this are not decoded (decompression-bomb guard); Pillow's own limit x2.
@@ -39,7 +39,7 @@ COLUMNS: dict[str, Any] = {
     "exif_orientation": 0, "has_alpha": False, "bit_depth": 8, "jpeg_quality": np.nan, "missing_eoi": False,
     "brightness": np.nan, "contrast": np.nan, "dynamic_range": np.nan, "dark_fraction": np.nan,
     "bright_fraction": np.nan, "entropy": np.nan, "shadows": np.nan, "highlights": np.nan,
-    "relative_contrast": np.nan, "sharpness": np.nan, "noise": np.nan,
+    "relative_contrast": np.nan, "sharpness": np.nan, "edge_sharpness": np.nan, "noise": np.nan,
     "channel_spread": np.nan, "phash": 0, "dhash": 0, "tiny": b"", "thumb": b"",
 }
 
@@ -224,6 +224,9 @@ def measure_quietly(data: bytes, ext_format: str | None = None, max_pixels: int 
     if factor > 1:
         im = im.reduce(factor)
     stats, thumb, phash, dhash, tiny = _measure_pixels(im)
+    # The fraction of its own size the image was measured at (1/2, 1/4 or 1/8 from draft mode, 1/factor
+    # from reduce): edge sharpness is judged in the image's own pixels down to a quarter of them.
+    stats["edge_sharpness"] = properties.in_own_pixels(stats["edge_sharpness"], max(im.size) / max(width, height))
     return _row(**header, **stats, phash=phash, dhash=dhash, tiny=tiny, thumb=thumb)
 
 
