@@ -155,7 +155,7 @@ def run_datalab(info: dict, inputs, issue_types) -> dict:
 def _load_visionaudit(info: dict):
     from visionaudit.context import Context
     from visionaudit.dataset import load_dataset
-    from visionaudit.dataset.predictions import read_predictions
+    from visionaudit.predictors import read_predictions
 
     dataset = load_dataset(info["manifest"])
     ctx = Context(dataset, predictions=read_predictions(info["predictions"], dataset),
@@ -165,7 +165,7 @@ def _load_visionaudit(info: dict):
 
 
 def run_visionaudit_label(info: dict, ctx) -> dict:
-    from visionaudit.checks.duplicates import duplicate_index
+    from visionaudit.analyses.duplicate_index import duplicate_index
     from visionaudit.checks.labels import LabelIssues
 
     t = time.perf_counter()

@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
-
 from conftest import coco_images
+from PIL import Image, ImageEnhance, ImageFilter
 
 # A plain, sharp, well-exposed colour photo used as the source of most injections.
 SOURCE = "000000000136.jpg"

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from conftest import mnist_arrays
 from PIL import Image
 
-from conftest import mnist_arrays
 from visionaudit import evaluate
 from visionaudit.dataset import Dataset, make_samples
 from visionaudit.suites import SUITES

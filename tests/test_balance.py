@@ -11,18 +11,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import SHARED, issues_frame, mnist_arrays, run_check
 from PIL import Image
 from scipy.stats import chi2_contingency
 
+from visionaudit.analyses import RunData
 from visionaudit.checks import REGISTRY
-from visionaudit.checks.balance import (ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses,
-                                        SplitLabelShift, total_variation)
+from visionaudit.checks.balance import (
+    ClassCounts,
+    ClassImbalance,
+    MissingClassInSplit,
+    RareClasses,
+    SplitLabelShift,
+    total_variation,
+)
 from visionaudit.context import Context
 from visionaudit.dataset import Dataset, make_samples
 from visionaudit.findings import Severity
 from visionaudit.suites import apply_conditions
-
-from conftest import SHARED, mnist_arrays, run_check, issues_frame
 
 N = 3000
 BALANCE_CHECKS = (ClassCounts, ClassImbalance, RareClasses, MissingClassInSplit, SplitLabelShift)
@@ -53,9 +59,8 @@ def _dataset(paths, labels, splits, keep=None) -> Dataset:
 
 def _ctx(mnist, labels, splits, keep=None) -> Context:
     paths, _, run = mnist
-    ctx = Context(_dataset(paths, labels, splits, keep))
-    ctx.feature_run = run  # same files, already decoded: share the run instead of re-reading the cache
-    return ctx
+    # Same files, already decoded: share the run instead of re-reading the cache.
+    return Context(RunData(_dataset(paths, labels, splits, keep), feature_run=run))
 
 
 def _run(ctx, **params) -> dict[str, object]:

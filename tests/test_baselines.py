@@ -18,15 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import coco_images, issues_frame, mnist_arrays, run_check
 from PIL import Image, ImageEnhance
 
-from conftest import coco_images, mnist_arrays, run_check, issues_frame
 from visionaudit.checks import REGISTRY
-from visionaudit.checks.baselines import ModelVsBaseline, PropertyShortcut, property_predictions
+from visionaudit.checks.baselines import (
+    ModelVsBaseline,
+    PropertyShortcut,
+    property_predictions,
+)
 from visionaudit.context import Context
 from visionaudit.dataset import read_folder
-from visionaudit.dataset.predictions import read_predictions
 from visionaudit.findings import Severity
+from visionaudit.predictors import read_predictions
 from visionaudit.suites import SUITES
 
 pytest.importorskip("sklearn")

@@ -6,11 +6,10 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+from conftest import coco_images
 from typer.testing import CliRunner
 
 from visionaudit.cli import app
-
-from conftest import coco_images
 
 runner = CliRunner()
 

@@ -19,21 +19,21 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import mnist_arrays, run_check, issues_frame
+from conftest import issues_frame, mnist_arrays, run_check
 from PIL import Image
 from scipy import stats
 from typer.testing import CliRunner
 
 import visionaudit
 from visionaudit import ArgumentError, SourceError, evaluate
+from visionaudit.analyses.evaluation_data import f1_macro_statistic
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.compare import ModelComparison, mcnemar_samples_needed
-from visionaudit.checks.evaluation import _f1_macro
 from visionaudit.cli import app
 from visionaudit.context import Context
 from visionaudit.dataset import Dataset, make_samples
-from visionaudit.dataset.predictions import Predictions, read_predictions
 from visionaudit.metrics import paired_bootstrap
+from visionaudit.predictors import Predictions, read_predictions
 from visionaudit.suites import SUITES
 
 pytest.importorskip("sklearn")
@@ -103,9 +103,9 @@ def _dataset(digits) -> Dataset:
 def _compare(digits, a: str, b: str, **params):
     dataset = _dataset(digits)
     ctx = Context(dataset, predictions=read_predictions(digits[a], dataset),
-                  settings={"compare": read_predictions(digits[b], dataset)})
+                  compare=read_predictions(digits[b], dataset))
     findings = run_check(ModelComparison(**params), ctx)
-    assert "features" not in ctx.__dict__, "comparing predictions must not decode images"
+    assert "features" not in ctx.data.__dict__, "comparing predictions must not decode images"
     return findings, ctx
 
 
@@ -131,7 +131,7 @@ def test_planted_better_model_is_significantly_better(digits):
     f1 = ev["metrics"]["f1_macro"]
     assert f1["difference"] == pytest.approx(f1_score(y, p_b.argmax(1), average="macro")
                                              - f1_score(y, p_a.argmax(1), average="macro"), abs=1e-12)
-    f1_boot = paired_bootstrap(_f1_macro(10), [y, p_b.argmax(1), cb], [y, p_a.argmax(1), ca], vectorized=True, seed=0)
+    f1_boot = paired_bootstrap(f1_macro_statistic(10), [y, p_b.argmax(1), cb], [y, p_a.argmax(1), ca], vectorized=True, seed=0)
     assert (f1["low"], f1["high"]) == (f1_boot.low, f1_boot.high)
     assert ev["metrics"]["log_loss"]["difference"] == pytest.approx(log_loss(y, p_b) - log_loss(y, p_a), abs=1e-9)
     assert set(ev["improved"]) == digits["improved"] and set(ev["regressed"]) == digits["regressed"]
@@ -186,7 +186,7 @@ def test_identical_discordance_needs_no_sample_size(digits):
     p_b[wrong[:5]] = np.eye(10)[y[wrong[:5]]]                       # 5 put right
     p_b[right[:5]] = np.roll(np.eye(10)[y[right[:5]]], 1, axis=1)   # 5 put wrong
     ctx = Context(dataset, predictions=read_predictions(digits["a_csv"], dataset),
-                  settings={"compare": Predictions(CLASSES, p_b, digits["ids"].tolist(), "same.csv")})
+                  compare=Predictions(CLASSES, p_b, digits["ids"].tolist(), "same.csv"))
     (finding,) = run_check(ModelComparison(), ctx)
     assert finding.evidence["mcnemar"]["p_value"] == 1.0 and finding.evidence["samples_needed"] is None
     assert "they get equally many samples right that the other gets wrong" in finding.message
@@ -197,7 +197,7 @@ def test_only_samples_predicted_by_both_are_compared(digits):
     p_b = digits["p_b"].copy()
     p_b[:100] = np.nan                                               # B did not predict the first 100 digits
     ctx = Context(dataset, predictions=read_predictions(digits["a_csv"], dataset),
-                  settings={"compare": Predictions(CLASSES, p_b, digits["ids"].tolist(), "part.csv")})
+                  compare=Predictions(CLASSES, p_b, digits["ids"].tolist(), "part.csv"))
     (finding,) = run_check(ModelComparison(), ctx)
     y, keep = digits["y"][100:], slice(100, None)
     ca, cb = digits["p_a"][keep].argmax(1) == y, digits["p_b"][keep].argmax(1) == y
@@ -211,9 +211,9 @@ def test_mismatched_or_missing_inputs_are_clear_errors(digits, tmp_path):
     preds = read_predictions(digits["a_csv"], dataset)
     other = Predictions(CLASSES[:9] + ["ten"], digits["p_b"], digits["ids"].tolist(), "other.csv")
     with pytest.raises(ValueError, match=r"different classes: only in A \(.*a.csv\): \['9'\], only in B \(other.csv\): \['ten'\]"):
-        run_check(ModelComparison(), Context(dataset, predictions=preds, settings={"compare": other}))
+        run_check(ModelComparison(), Context(dataset, predictions=preds, compare=other))
     with pytest.raises(ValueError, match="without the predictions of the model they are compared with"):
-        run_check(ModelComparison(), Context(dataset, settings={"compare": preds}))
+        run_check(ModelComparison(), Context(dataset, compare=preds))
     assert run_check(ModelComparison(), Context(dataset, predictions=preds)) == []
     # A B file lacking a class column fails before any image is decoded, naming the file.
     short = _write(tmp_path / "short.csv", digits["ids"], digits["p_b"], columns=CLASSES[:9])

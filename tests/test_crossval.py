@@ -19,18 +19,18 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import visionaudit
-from visionaudit.checks.duplicates import duplicate_index
+from visionaudit.analyses.duplicate_index import duplicate_index
 from visionaudit.cli import app
 from visionaudit.context import Context
-from visionaudit.crossval import (
+from visionaudit.dataset import load_dataset, read_folder
+from visionaudit.errors import ArgumentError, SourceError
+from visionaudit.features.embedders import embeddings
+from visionaudit.predictors.crossval import (
     LOGISTIC_C,
     LOGISTIC_MAX_ITER,
     cross_validated_predictions,
     make_folds,
 )
-from visionaudit.dataset import load_dataset, read_folder
-from visionaudit.errors import ArgumentError, SourceError
-from visionaudit.features.embedders import embeddings
 
 pytest.importorskip("sklearn")
 pytest.importorskip("cleanlab")
@@ -166,7 +166,7 @@ def _manifest_with_groups(ctx: Context, tmp_path: Path) -> Path:
 def test_group_folds_keep_every_group_on_one_side(small, tmp_path):
     dataset = load_dataset(_manifest_with_groups(small, tmp_path))
     cache = small.feature_options
-    grouped = Context(dataset, settings={"group_columns": ["patient"]}, feature_options=cache)
+    grouped = Context(dataset, group_columns=["patient"], feature_options=cache)
     folds = make_folds(grouped, grouped.valid.to_numpy(), folds=5, seed=0, duplicates=False)
     patients = dataset.samples["patient"][folds.rows].to_numpy()
     assert len(patients) == 300 and len(set(patients)) == 43

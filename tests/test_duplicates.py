@@ -6,11 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import coco_images, issues_frame, mnist_arrays, run_check
 from PIL import Image, ImageEnhance
 
-from conftest import coco_images, mnist_arrays, run_check, issues_frame
-from visionaudit.checks.duplicates import (ConflictingDuplicateLabels, ExactDuplicates, NearDuplicates,
-                                           duplicate_index)
+from visionaudit.analyses.duplicate_index import duplicate_index
+from visionaudit.checks.duplicates import (
+    ConflictingDuplicateLabels,
+    ExactDuplicates,
+    NearDuplicates,
+)
 from visionaudit.context import Context
 from visionaudit.dataset import read_folder
 

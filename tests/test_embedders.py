@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SHARED, coco_images, copy_images
+
 from visionaudit.context import Context
 from visionaudit.dataset import load_dataset
 from visionaudit.errors import ArgumentError, SourceError, VisionauditError

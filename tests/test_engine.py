@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-from visionaudit.engine import local
-from visionaudit.engine import map_chunks, progress_enabled
+from visionaudit.engine import local, map_chunks, progress_enabled
 
 _OFFSET = 0
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import issues_frame, mnist_arrays, run_check
 from PIL import Image
 
-from conftest import mnist_arrays, run_check, issues_frame
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.errors import ConfidentErrors, ConfusedPairs
 from visionaudit.context import Context
 from visionaudit.dataset import Dataset, make_samples
-from visionaudit.dataset.predictions import read_predictions
+from visionaudit.predictors import read_predictions
 from visionaudit.suites import SUITES
 
 N_TRAIN, N_TEST = 100, 300
@@ -172,7 +172,8 @@ def test_nothing_without_predictions_or_without_mistakes(case):
 def test_calibration_reports_each_class_one_vs_rest_with_enough_samples(case):
     """Per-class calibration (evaluation.calibration): 15 test digits that are not 9s get 0.6 on class 9,
     so class 9's one-vs-rest reliability has a bin of 15 at confidence 0.6 with no 9 in it."""
-    from visionaudit.checks.evaluation import Calibration, metrics_tables
+    from visionaudit.analyses.evaluation_data import metrics_tables
+    from visionaudit.checks.evaluation import Calibration
 
     labels, split, ids = case["labels"], case["split"], case["ids"]
     test = split == "test"

@@ -13,17 +13,21 @@ import os
 import re
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pandas as pd
-import jsonschema
 import pytest
+from conftest import mnist_arrays
 from PIL import Image
 from typer.testing import CliRunner
 
 import visionaudit
-from conftest import mnist_arrays
 from visionaudit import evaluate
-from visionaudit.checks.evaluation import _ece, _roc_auc_macro, confidence_bins
+from visionaudit.analyses.evaluation_data import (
+    _roc_auc_macro,
+    confidence_bins,
+    ece_statistic,
+)
 from visionaudit.cli import app
 from visionaudit.metrics import bootstrap_ci, samples_needed
 from visionaudit.suites import SUITES
@@ -216,7 +220,8 @@ def test_cli_writes_report_findings_and_label_candidates(digits, tmp_path):
             "--cache-dir", str(digits["cache"]), "--quiet"]
     res = runner.invoke(app, args + ["--fail-on", "warning"])
     assert res.exit_code == 1, res.output
-    assert {p.name for p in out.iterdir()} == {"report.html", "findings.json", "label_candidates.csv"}
+    assert {p.name for p in out.iterdir()} == {"report.html", "findings.json", "label_candidates.csv", "scores.parquet",
+                                               "features.parquet", "thumbnails.parquet"}
     doc = json.loads((out / "findings.json").read_text())
     schema = json.loads((Path(visionaudit.__file__).parent / "schema" / "findings.schema.json").read_text())
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(doc)) == []
@@ -296,7 +301,7 @@ def test_calibration_flags_ece_above_threshold_and_says_which_way(digits, result
         return float((t["count"] * t["gap"].abs()).sum() / len(yy))
 
     slow = bootstrap_ci(ece, y, p, n_resamples=200)
-    fast = bootstrap_ci(_ece(15), confidence_bins(p, 15), p.max(axis=1), p.argmax(axis=1) == y, vectorized=True,
+    fast = bootstrap_ci(ece_statistic(15), confidence_bins(p, 15), p.max(axis=1), p.argmax(axis=1) == y, vectorized=True,
                         n_resamples=200)
     assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)
     table = pd.DataFrame(finding.evidence["reliability"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import coco_images, copy_images
+
 from visionaudit import features
 from visionaudit.features import cache as cache_mod
 from visionaudit.features import compute_features

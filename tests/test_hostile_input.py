@@ -13,12 +13,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
+from conftest import coco_images
 from typer.testing import CliRunner
 
 import visionaudit
 from visionaudit.cli import app
-
-from conftest import coco_images
 
 #: sample id -> the error kind it must be reported with.
 BAD = {

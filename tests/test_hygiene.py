@@ -14,18 +14,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import COCO128, coco_images, run_check, issues_frame
+from conftest import COCO128, coco_images, issues_frame, run_check
 from PIL import Image
 from test_duplicates import make_variant
 
 from visionaudit import evaluate
+from visionaudit.analyses.evaluation_data import HEADLINE
 from visionaudit.checks import REGISTRY
-from visionaudit.checks.evaluation import HEADLINE
 from visionaudit.checks.hygiene import LeakedTestMetrics
 from visionaudit.context import Context
 from visionaudit.dataset import load_dataset
-from visionaudit.dataset.predictions import read_predictions
 from visionaudit.metrics import bootstrap_ci
+from visionaudit.predictors import read_predictions
 from visionaudit.suites import SUITES
 
 LABELS = COCO128.parent / "object_detection" / "labels"
@@ -94,7 +94,7 @@ def leaky(tmp_path_factory):
 def _run(leaky, group_columns=(), **params):
     dataset = load_dataset(leaky["manifest"])
     ctx = Context(dataset, predictions=read_predictions(leaky["preds"], dataset),
-                  settings={"group_columns": list(group_columns)},
+                  group_columns=list(group_columns),
                   feature_options={"cache_dir": leaky["cache"], "workers": 2})
     return run_check(LeakedTestMetrics(**params), ctx), ctx
 

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import coco_images, copy_images, mnist_arrays
+from injected import INTEGRITY_INJECTED, build_injected_coco
 from PIL import Image, ImageFile
 
 import visionaudit
-
-from conftest import coco_images, copy_images, mnist_arrays
-from injected import INTEGRITY_INJECTED, build_injected_coco
 
 MODE_ISSUES = ["cmyk_images", "high_bit_depth", "palette_images", "alpha_channel", "mixed_channels"]
 

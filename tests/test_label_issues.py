@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import issues_frame, mnist_arrays, run_check
 from PIL import Image
 
-from conftest import mnist_arrays, run_check, issues_frame
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.labels import LabelIssues, corrected_candidates
 from visionaudit.context import Context
 from visionaudit.dataset import read_folder
-from visionaudit.dataset.predictions import read_predictions
+from visionaudit.predictors import read_predictions
 from visionaudit.suites import SUITES, build_checks
 
 cleanlab_filter = pytest.importorskip("cleanlab.filter")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from conftest import coco_images, run_check, issues_frame
+from conftest import coco_images, issues_frame, run_check
 from test_duplicates import group_sets, make_variant
+
 from visionaudit import scan
-from visionaudit.checks import duplicates
+from visionaudit.analyses import duplicate_index
 from visionaudit.checks.duplicates import ExactDuplicates, NearDuplicates
 from visionaudit.checks.leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
 from visionaudit.context import Context
@@ -39,8 +39,8 @@ def split_tree(tmp_path_factory) -> tuple[Path, list[Path]]:
 def test_exact_and_near_leakage_across_split_folders(split_tree, tmp_path, monkeypatch):
     root, photos = split_tree
     builds = []
-    real_build = duplicates._build_index
-    monkeypatch.setattr(duplicates, "_build_index", lambda *a: builds.append(1) or real_build(*a))
+    real_build = duplicate_index._build_index
+    monkeypatch.setattr(duplicate_index, "_build_index", lambda *a: builds.append(1) or real_build(*a))
     ctx = Context(read_folder(root), feature_options={"cache_dir": tmp_path / "cache", "workers": 2})
     findings = {f.issue: f for c in (ExactDuplicates(), NearDuplicates(), ExactSplitLeakage(), NearSplitLeakage())
                 for f in run_check(c, ctx)}
@@ -99,7 +99,7 @@ def test_group_column_spanning_splits_from_a_manifest(tmp_path):
 
 def test_no_group_columns_means_no_group_check(split_tree, tmp_path):
     root, _ = split_tree
-    ctx = Context(read_folder(root), settings={"group_columns": []},
+    ctx = Context(read_folder(root), group_columns=[],
                   feature_options={"cache_dir": tmp_path / "cache", "workers": 2})
     assert run_check(GroupLeakage(), ctx) == []
     assert "group_leakage_score" not in issues_frame(ctx).columns

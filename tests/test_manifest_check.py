@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+from conftest import coco_images, issues_frame, run_check
+from test_dataset_readers import make_photo_dir
 
 import visionaudit
-from conftest import coco_images, run_check, issues_frame
-from test_dataset_readers import make_photo_dir
 from visionaudit.checks import REGISTRY
 from visionaudit.checks.manifest import DuplicatePaths
 from visionaudit.context import Context

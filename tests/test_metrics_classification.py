@@ -246,6 +246,6 @@ def test_macro_averages_leave_out_classes_neither_present_nor_predicted(digits_o
     assert r.f1_macro > 0.5  # averaged over all 1000 columns it would be below 0.01
     assert r.num_classes == 1000 and r.f1[500] == 0.0
     # The evaluate suite's bootstrap of macro F1 (vectorised over resamples) uses the same classes.
-    from visionaudit.checks.evaluation import _f1_macro
-    boot = _f1_macro(1000)(y[None], pred[None], (pred == y)[None])
+    from visionaudit.analyses.evaluation_data import f1_macro_statistic
+    boot = f1_macro_statistic(1000)(y[None], pred[None], (pred == y)[None])
     assert boot[0] == pytest.approx(f_, abs=TOL)

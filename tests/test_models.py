@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED, coco_images, copy_images
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import SHARED, coco_images, copy_images
 from visionaudit import evaluate
 from visionaudit.cli import app
 from visionaudit.errors import ArgumentError, SourceError

@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import mnist_arrays
 from scipy.spatial.distance import cdist
 
-from conftest import mnist_arrays
-from visionaudit import neighbours
+from visionaudit.analyses import neighbours
+from visionaudit.analyses.neighbours import (
+    hash_band_pairs,
+    knn,
+    knn_pairs,
+    pair_groups,
+    unique_pairs,
+)
 from visionaudit.errors import ArgumentError
 from visionaudit.features.hashing import hamming, phash
-from visionaudit.neighbours import hash_band_pairs, knn, knn_pairs, pair_groups, unique_pairs
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +168,9 @@ def test_banding_is_sparse_on_photos():
     """On the 256 COCO128 photos no two pHashes are within 7 bits (the closest pair is 14 apart),
     and banding proposes about 1,300 candidate pairs out of 32,640 (1,292 to 1,305 as the decoder's
     reduced-size path changed)."""
-    from visionaudit.features.decode import measure_file
     from conftest import coco_images
+
+    from visionaudit.features.decode import measure_file
     h = np.array([measure_file(str(f))["phash"] for f in coco_images("train2017") + coco_images("val2017")],
                  dtype=np.int64)
     pairs = hash_band_pairs(h, bands=8)

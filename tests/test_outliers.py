@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import coco_images, issues_frame, mnist_arrays, run_check
 from PIL import Image
 
-from conftest import coco_images, mnist_arrays, run_check, issues_frame
 from visionaudit.checks.outliers import Outliers
 from visionaudit.context import Context
 from visionaudit.dataset import read_folder

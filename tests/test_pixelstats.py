@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import coco_images, mnist_arrays
 from PIL import Image
 
-from conftest import coco_images, mnist_arrays
 from visionaudit.features import decode, hashing, properties
 
 needs_kernel = pytest.mark.skipif(properties._kernel is None, reason="C extension not built (no compiler?)")

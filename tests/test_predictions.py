@@ -7,14 +7,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import mnist_arrays
 from PIL import Image
 from scipy.special import softmax
 
-from conftest import mnist_arrays
 from visionaudit.context import Context
 from visionaudit.dataset import load_dataset, read_folder
-from visionaudit.dataset.predictions import Predictions, read_predictions
 from visionaudit.errors import ArgumentError, SourceError
+from visionaudit.predictors import Predictions, read_predictions
 
 CLASSES = ["0", "1", "2"]
 HINT = "(pass from_logits=True if the file holds logits)"

@@ -15,14 +15,13 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import coco_images, mnist_arrays
+from injected import QUALITY_INJECTED, build_injected_coco
 from PIL import Image, ImageFilter
 
 import visionaudit
 from visionaudit.checks.quality import dataset_cutoff
 from visionaudit.report.json import result_json
-
-from conftest import coco_images, mnist_arrays
-from injected import QUALITY_INJECTED, build_injected_coco
 
 QUALITY_ISSUES = list(QUALITY_INJECTED)
 

@@ -14,17 +14,22 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import coco_images, copy_images
+from report_case import evaluate_case
 
 import visionaudit
 from visionaudit.features import decode
 from visionaudit.findings import Finding, Result, Severity
 from visionaudit.report import write_html, write_junit
-from visionaudit.report.html import MAX_GALLERY, MAX_GROUP_MEMBERS, MAX_GROUPS, property_histogram, render_html
+from visionaudit.report.html import (
+    MAX_GALLERY,
+    MAX_GROUP_MEMBERS,
+    MAX_GROUPS,
+    property_histogram,
+    render_html,
+)
 from visionaudit.report.json import result_json
 from visionaudit.suites import SUITES
-
-from conftest import coco_images, copy_images
-from report_case import evaluate_case
 
 WEIRD = "train/dog/we<ird & name>.jpg"
 DATA_URI = re.compile(r'<img src="data:image/jpeg;base64,[A-Za-z0-9+/=]+"')

@@ -10,13 +10,12 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
+from report_case import C_BROKEN, C_FIXED, compare_case, evaluate_case
+from test_report import DATA_URI, build_dataset
 
 import visionaudit
 from visionaudit.findings import Finding, Severity
 from visionaudit.report import write_html
-
-from report_case import C_BROKEN, C_FIXED, compare_case, evaluate_case
-from test_report import DATA_URI, build_dataset
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,15 +9,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import mnist_arrays
 from PIL import Image
 from typer.testing import CliRunner
 
 import visionaudit as va
-from conftest import mnist_arrays
 from visionaudit.cli import app
 from visionaudit.examples import make_example_dataset
 from visionaudit.findings import Result, Severity
-from visionaudit.report.run_folder import load_run, save_run
+from visionaudit.report.run_folder import load_run
 
 runner = CliRunner()
 

@@ -35,7 +35,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import mnist_arrays, run_check, issues_frame
+from conftest import issues_frame, mnist_arrays, run_check
 from PIL import Image
 from scipy import stats
 
@@ -43,7 +43,7 @@ from visionaudit.checks import REGISTRY
 from visionaudit.checks.segments import WeakSegments, embedding_clusters
 from visionaudit.context import Context
 from visionaudit.dataset import Dataset, make_samples
-from visionaudit.dataset.predictions import Predictions, read_predictions
+from visionaudit.predictors import Predictions, read_predictions
 from visionaudit.suites import SUITES
 
 pytest.importorskip("sklearn")
@@ -81,14 +81,14 @@ def _dataset(digits, seed: int, **extra_columns) -> Dataset:
                    metadata_columns=["scanner", *extra_columns])
 
 
-def _context(digits, dataset: Dataset, probs: np.ndarray, name: str, **settings) -> Context:
+def _context(digits, dataset: Dataset, probs: np.ndarray, name: str, group_columns=()) -> Context:
     # Written as a predictions CSV keyed by sample id (rows shuffled) and read back as a user's file.
     order = np.random.default_rng(1).permutation(N)
     table = pd.DataFrame(probs[order], columns=[str(c) for c in range(10)])
     table.insert(0, "sample_id", digits["ids"][order])
     csv = digits["base"] / f"{name}.csv"
     table.to_csv(csv, index=False, float_format="%.17g")
-    return Context(dataset, predictions=read_predictions(csv, dataset), settings=settings,
+    return Context(dataset, predictions=read_predictions(csv, dataset), group_columns=group_columns,
                    feature_options={"cache_dir": digits["base"] / "cache"})
 
 
@@ -180,7 +180,7 @@ def test_no_weak_metadata_slice_in_random_scanners(digits):
     for seed in range(NULL_RUNS):
         ctx = _context(digits, _dataset(digits, seed=100 + seed), digits["probs"], "null")
         findings = run_check(WeakSegments(properties=(), clusters=False), ctx)
-        assert "features" not in ctx.__dict__, "metadata-only slicing must not decode images"
+        assert "features" not in ctx.data.__dict__, "metadata-only slicing must not decode images"
         tested += 4
         flagged += len(findings[0].groups) if findings else 0
         runs_significant += bool(run_check(WeakSegments(properties=(), clusters=False, min_drop=0.0), ctx))
@@ -312,14 +312,15 @@ def test_no_weak_cluster_when_errors_do_not_depend_on_the_image(digits):
     flagged = runs_significant = 0
     for seed in range(NULL_RUNS):
         # One set of clusters (computed once per run) judged against 20 independent error patterns.
-        ctx.predictions = Predictions([str(c) for c in range(10)], _random_probs(digits["labels"], 1000 + seed, 0.88),
-                                      digits["ids"].tolist())
+        ctx = Context(ctx.data, predictions=Predictions([str(c) for c in range(10)],
+                                                        _random_probs(digits["labels"], 1000 + seed, 0.88),
+                                                        digits["ids"].tolist()))
         findings = run_check(WeakSegments(properties=()), ctx)
         flagged += len(findings[0].groups) if findings else 0
         runs_significant += bool(run_check(WeakSegments(properties=(), min_drop=0.0), ctx))
     assert flagged == 0 <= MAX_NULL_FLAGS
     assert runs_significant <= MAX_NULL_RUNS_SIGNIFICANCE_ONLY
-    assert sum(key[0] == "segments.clusters" for key in ctx._memo) == 1
+    assert sum(key[0] == "segments.clusters" for key in ctx.data._memo) == 1
 
 
 def test_without_predictions_or_labels_nothing_is_judged(digits):

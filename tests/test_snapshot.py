@@ -12,7 +12,6 @@ import math
 from typing import Any
 
 import pytest
-
 from snapshot_cases import SNAPSHOT, run_cases
 
 #: check id -> why its findings may differ from the snapshot.

@@ -1,67 +1,94 @@
-"""What checks ask for: features, neighbours and scores, computed once and shared (lazily)."""
+"""What checks read: the run's data and analyses, its predictions, fixed when the run starts."""
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from .analyses import RunData
 from .dataset import Dataset
-from .dataset.predictions import Predictions
-from .features import FeatureRun, compute_features
+from .features import FeatureRun
+from .predictors.predictions import Predictions
+
+T = TypeVar("T")
 
 
 class Context:
-    """Shared, lazily computed inputs of the checks for one run.
+    """The immutable input of the checks for one run.
 
-    Checks never open files. They read ``ctx.dataset`` (the samples table), ``ctx.features`` (one
-    row per sample: the sample columns joined with the per-image features of its file) and
-    ``ctx.valid`` (samples whose image decoded), and ask for derived things such as
-    ``features.embedders.embeddings(ctx)`` or ``checks.duplicates.duplicate_index(ctx)``, computed
-    on first use and kept with :meth:`memo`. ``ctx.predictions`` holds the user's model outputs
-    (:class:`~visionaudit.dataset.predictions.Predictions`, rows in dataset order) or None.
+    Built once, after the predictors made their predictions, and never assigned to afterwards
+    (assigning raises ``AttributeError``): every check of a run sees the same inputs, whatever order
+    they run in. Checks never open files. They read ``ctx.dataset`` (the samples table),
+    ``ctx.features`` (one row per sample: the sample columns joined with the per-image features of
+    its file), ``ctx.valid`` (samples whose image decoded) and ask for shared analyses
+    (:mod:`visionaudit.analyses`), computed on first use and kept with :meth:`memo` in the run's
+    :class:`~visionaudit.analyses.RunData`. ``ctx.predictions`` holds the model outputs judged
+    (:class:`~visionaudit.predictors.predictions.Predictions`, rows in dataset order) or None;
+    ``ctx.compare`` a second model's, judged against them. ``ctx.current`` is the dataset compared
+    with this one (the reference) when a job has two: drift, monitoring windows.
+
+    >>> ctx = Context(load_dataset("data/"), group_columns=["patient_id"])   # doctest: +SKIP
+    >>> ctx.predictions = None                                               # doctest: +SKIP
+    Traceback (most recent call last):
+    AttributeError: the Context of a run cannot be changed: ...
     """
 
-    def __init__(self, dataset: Dataset, *, settings: dict[str, Any] | None = None,
-                 feature_options: dict[str, Any] | None = None, predictions: Predictions | None = None):
-        ids = dataset.samples["sample_id"].astype(str).tolist()
-        if predictions is not None and list(predictions.sample_ids) != ids:
-            raise ValueError("predictions are not aligned to the dataset's samples: read them with "
-                             "read_predictions(path, dataset) for this dataset")
-        self.dataset = dataset
-        self.predictions = predictions
-        self.settings = settings or {}
-        self.feature_options = feature_options or {}
-        self._memo: dict[Any, Any] = {}
+    __slots__ = ("data", "predictions", "compare", "current")
 
-    @cached_property
-    def feature_run(self) -> FeatureRun:
-        return compute_features(self.dataset.samples["path"].tolist(), **self.feature_options)
+    def __init__(self, data: RunData | Dataset, *, predictions: Predictions | None = None,
+                 compare: Predictions | None = None, current: RunData | None = None,
+                 group_columns: Sequence[str] = (), feature_options: dict[str, Any] | None = None):
+        if isinstance(data, Dataset):
+            data = RunData(data, feature_options=feature_options, group_columns=group_columns)
+        elif group_columns or feature_options:
+            raise ValueError("group_columns and feature_options belong to the RunData when one is given")
+        ids = data.dataset.samples["sample_id"].astype(str).tolist()
+        for name, preds in (("predictions", predictions), ("compare", compare)):
+            if preds is not None and list(preds.sample_ids) != ids:
+                raise ValueError(f"{name} are not aligned to the dataset's samples: read them with "
+                                 "read_predictions(path, dataset) for this dataset")
+        for name, value in (("data", data), ("predictions", predictions), ("compare", compare), ("current", current)):
+            object.__setattr__(self, name, value)
 
-    @cached_property
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the Context of a run cannot be changed: {name!r} is fixed when the run starts "
+                             "(build a new Context, e.g. Context(ctx.data, predictions=...))")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the Context of a run cannot be changed: {name!r} is fixed when the run starts")
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.data.dataset
+
+    @property
     def features(self) -> pd.DataFrame:
-        """Samples joined with their file's features, indexed by ``sample_id`` (dataset order)."""
-        feats = self.feature_run.table
-        joined = self.dataset.samples.join(feats, on="path")
-        return joined.set_index("sample_id", drop=False)
+        return self.data.features
 
-    @cached_property
+    @property
     def valid(self) -> pd.Series:
-        """True for samples whose image decoded (features are meaningful)."""
-        return self.features["error_kind"].isna()
+        return self.data.valid
 
     @property
     def sample_ids(self) -> pd.Index:
-        # From the samples table (same order as ``features``), so checks that need no image never decode one.
-        return pd.Index(self.dataset.samples["sample_id"], name="sample_id")
+        return self.data.sample_ids
 
-    def memo(self, key: Any, compute):
-        """Compute ``compute()`` once per run under ``key`` and share the result between checks."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
+    @property
+    def feature_run(self) -> FeatureRun:
+        return self.data.feature_run
+
+    @property
+    def feature_options(self) -> dict[str, Any]:
+        return self.data.feature_options
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        return self.data.group_columns
 
     def numeric(self, column: str) -> np.ndarray:
-        """A feature column as float array (NaN where not measured)."""
-        return pd.to_numeric(self.features[column], errors="coerce").to_numpy(dtype=float)
+        return self.data.numeric(column)
+
+    def memo(self, key: Any, compute: Callable[[], T]) -> T:
+        return self.data.memo(key, compute)

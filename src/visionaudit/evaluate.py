@@ -5,7 +5,8 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from .checks.evaluation import EvaluationMetrics, metrics_tables
+from .analyses.evaluation_data import metrics_tables
+from .checks.evaluation import EvaluationMetrics
 from .context import Context
 from .dataset import Dataset
 from .errors import ArgumentError
@@ -40,14 +41,14 @@ def evaluate(
 
     ``predictions`` is a CSV/TSV/Parquet file keyed by ``sample_id`` or ``path`` with one probability
     (or logit) column per class, or an ``.npy`` array in dataset order (see
-    :func:`visionaudit.dataset.predictions.read_predictions`). Metrics are computed per split on the
+    :func:`visionaudit.predictors.from_file.read_predictions`). Metrics are computed per split on the
     samples that have both a label and a prediction; use out-of-sample predictions (held-out splits,
     cross-validated train predictions), or the label-issue check sees what the model memorised.
 
     Without ``predictions``, out-of-fold probabilities are made after the feature pass: a logistic
     regression on ``embedder``'s image embeddings, ``folds``-fold cross-validated over the labelled
     samples, groups and duplicate clusters kept in one fold
-    (:func:`visionaudit.crossval.cross_validated_predictions`); ``run_info["predictions"]`` says so.
+    (:func:`visionaudit.predictors.crossval.cross_validated_predictions`); ``run_info["predictions"]`` says so.
 
     The Result's ``stats`` holds the metrics tables (``metrics``, ``per_class``, ``calibration``,
     ``confusion``; see :func:`visionaudit.checks.evaluation.metrics_tables`) and ``run_info["predictions"]``

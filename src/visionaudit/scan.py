@@ -1,4 +1,4 @@
-"""``scan``: the foundation job. Dataset -> Features -> Context -> Checks -> Findings -> Result.
+"""``scan``: the foundation job. Dataset -> Features -> Predictors -> Context -> Checks -> Conditions -> Result.
 
 :func:`run_suite` is that run for any suite; ``evaluate`` uses it with a predictions file.
 """
@@ -12,15 +12,14 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from . import __version__
+from .analyses import RunData
 from .context import Context
-from .crossval import check_request, cross_validated_predictions
 from .dataset import Dataset, load_dataset
-from .dataset.predictions import read_predictions
 from .errors import ArgumentError
 from .features import default_cache_dir
 from .features.decode import DEFAULT_MAX_PIXELS
-from .features.models import RUN_OPTIONS, ModelPredictor
 from .findings import CheckOutput, Finding, Result, Severity, scores_table
+from .predictors import PredictionPlan, read_predictions
 from .suites import apply_conditions, build_checks, load_config
 
 
@@ -73,11 +72,11 @@ def run_suite(
 
     ``stats`` computes the Result's ``stats`` from the run's Context (e.g. evaluate's metrics tables),
     so it shares what the checks already computed. Bad predictions fail before any image is decoded.
-    ``cross_validate`` (keyword arguments of :func:`visionaudit.crossval.cross_validated_predictions`,
+    ``cross_validate`` (keyword arguments of :func:`visionaudit.predictors.crossval.cross_validated_predictions`,
     e.g. ``{"embedder": "builtin", "folds": 5}``) makes the predictions after the feature pass
     when no predictions file is given. ``compare`` is a second predictions file (model B), read like
-    ``predictions`` and handed to the checks as ``ctx.settings["compare"]``. ``model`` (keyword
-    arguments of :meth:`visionaudit.features.models.ModelPredictor.prepare`: ``model``, ``preprocess``,
+    ``predictions`` and handed to the checks as ``ctx.compare``. ``model`` (keyword
+    arguments of :meth:`visionaudit.predictors.from_model.ModelPredictor.prepare`: ``model``, ``preprocess``,
     ``classes``, ``output``) runs an image model over the dataset after the feature pass for the predictions.
 
     >>> result = run_suite("scan", "data/")                     # doctest: +SKIP
@@ -92,32 +91,17 @@ def run_suite(
             raise ArgumentError("group_columns", col, f"a column of the dataset ({', '.join(map(str, dataset.samples.columns))})")
     if workers is not None and workers < 1:
         raise ArgumentError("workers", workers, "a positive integer")
-    if model is not None and predictions is not None:
-        raise ArgumentError("model", str(model.get("model")), "no predictions file with it (give one or the other)")
-    predictor = None if model is None else ModelPredictor.prepare(dataset, from_logits=from_logits, **model)
-    preds = None if predictions is None else read_predictions(predictions, dataset, from_logits=from_logits)
-    if preds is None and cross_validate is not None:
-        check_request(dataset, **cross_validate)
+    plan = PredictionPlan.prepare(dataset, predictions=predictions, model=model, cross_validate=cross_validate,
+                                  from_logits=from_logits)
     other = None if compare is None else read_predictions(compare, dataset, from_logits=from_logits)
-    ctx = Context(
-        dataset,
-        settings={"group_columns": groups, **({"compare": other} if other is not None else {})},
-        feature_options={"cache_dir": cache_dir or default_cache_dir(), "use_cache": use_cache, "workers": workers,
-                         "progress": progress, "max_pixels": max_pixels},
-        predictions=preds,
-    )
+    data = RunData(dataset, feature_options={"cache_dir": cache_dir or default_cache_dir(), "use_cache": use_cache,
+                                             "workers": workers, "progress": progress, "max_pixels": max_pixels},
+                   group_columns=groups)
     t0 = time.perf_counter()
-    run = ctx.feature_run
+    run = data.feature_run
     feature_seconds = time.perf_counter() - t0
-    made = None  # how the predictions were made, when they were not read from a file
-    t0 = time.perf_counter()
-    if predictor is not None:
-        ctx.predictions = preds = predictor.predict(dataset, **{k: ctx.feature_options[k] for k in RUN_OPTIONS})
-        made = {**predictor.info(), "source": preds.source, "seconds": round(time.perf_counter() - t0, 3)}
-    elif preds is None and cross_validate is not None:
-        ctx.predictions = preds = cross_validated_predictions(ctx, **cross_validate)
-        made = {"method": "cross-validation", "source": preds.source, **cross_validate,
-                "seconds": round(time.perf_counter() - t0, 3)}
+    preds, made = plan.make(data)
+    ctx = Context(data, predictions=preds, compare=other)
     outputs: list[CheckOutput] = []
     timings: dict[str, float] = {}
     for check in build_checks(suite, cfg.get("checks")):
@@ -155,7 +139,7 @@ def run_suite(
         del info["path"]
         run_info["predictions"] = {**made, **info}
         if made["method"] == "cross-validation":
-            run_info["embedder"] = cross_validate.get("embedder", "builtin")
+            run_info["embedder"] = made.get("embedder", "builtin")
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
     return Result(findings=findings, issues=scores_table(outputs, ctx.sample_ids), features=features,
                   dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {})

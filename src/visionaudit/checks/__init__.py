@@ -1,7 +1,13 @@
 """The check registry: adding a check is one class in its family's module and one line here."""
 from __future__ import annotations
 
-from .balance import ClassCounts, ClassImbalance, MissingClassInSplit, RareClasses, SplitLabelShift
+from .balance import (
+                      ClassCounts,
+                      ClassImbalance,
+                      MissingClassInSplit,
+                      RareClasses,
+                      SplitLabelShift,
+)
 from .base import Check
 from .baselines import ModelVsBaseline, PropertyShortcut
 from .compare import ModelComparison
@@ -9,13 +15,23 @@ from .duplicates import ConflictingDuplicateLabels, ExactDuplicates, NearDuplica
 from .errors import ConfidentErrors, ConfusedPairs
 from .evaluation import Calibration, EvaluationMetrics, Overfitting, SmallTestSet
 from .hygiene import LeakedTestMetrics
-from .labels import LabelIssues
 from .integrity import DecodeErrors, ExifRotation, ImageModes, WrongExtension
+from .labels import LabelIssues
 from .leakage import ExactSplitLeakage, GroupLeakage, NearSplitLeakage
 from .manifest import DuplicatePaths
 from .outliers import Outliers
-from .quality import (Blurry, Dark, GrayscaleAsRgb, JpegArtifacts, LowContrast, LowInformation, Noisy,
-                      OddAspectRatio, OddSize, Overexposed)
+from .quality import (
+                      Blurry,
+                      Dark,
+                      GrayscaleAsRgb,
+                      JpegArtifacts,
+                      LowContrast,
+                      LowInformation,
+                      Noisy,
+                      OddAspectRatio,
+                      OddSize,
+                      Overexposed,
+)
 from .segments import WeakSegments
 
 REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [

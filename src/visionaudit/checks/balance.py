@@ -1,6 +1,7 @@
 """Balance and representativeness: how the classes are spread over the dataset and its splits.
 
-All balance checks read one shared table of class counts per split (:func:`class_table`). For an
+All balance checks read one shared table of class counts per split
+(:func:`visionaudit.analyses.class_table.class_table`). For an
 image-classification dataset the unit is the labelled image; for a detection dataset (no image labels,
 but ``Dataset.objects``) it is the annotated object, counted in the split of its image. Samples without
 a split are counted under ``"unassigned"`` (or ``"all"`` when the dataset has no splits at all); they
@@ -14,107 +15,25 @@ record no per-sample scores.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency
 
+from ..analyses.class_table import class_table, natural_key, per_sample_min
 from ..context import Context
 from ..findings import CheckOutput, Severity
 from .base import Check
 
-#: Split key for samples of a dataset that has no splits at all.
-ALL = "all"
-#: Split key for samples without a split in a dataset where other samples have one.
-UNASSIGNED = "unassigned"
 #: Scope name of the whole dataset in ``rare_classes`` evidence (next to split names).
 OVERALL = "overall"
-_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
-
-
-def _natural_key(name: str) -> list[str | int]:
-    # "class2" before "class10"; re.split keeps text at even and digits at odd positions, so the keys compare.
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def _first_few(parts: list[str], most: int = 5) -> str:
     """Join the first ``most`` parts of a message; the evidence keeps the full list."""
     shown = "; ".join(parts[:most])
     return shown + (f"; and {len(parts) - most} more" if len(parts) > most else "")
-
-
-@dataclass(frozen=True)
-class ClassTable:
-    """Class counts per split, and which sample carries which class.
-
-    ``counts``: classes (rows, natural order) x split keys (columns: train, val, test, other splits,
-    then ``unassigned``), integer counts including zeros. ``rows``: one row per counted unit with
-    ``sample_id``, ``label`` (str) and ``split`` (split key). ``unit``: ``"images"`` or ``"objects"``.
-    """
-
-    counts: pd.DataFrame
-    rows: pd.DataFrame
-    unit: str
-
-    @property
-    def splits(self) -> list[str]:
-        """The real splits: every split key except ``all`` and ``unassigned``."""
-        return [s for s in self.counts.columns if s not in (ALL, UNASSIGNED)]
-
-    @property
-    def totals(self) -> pd.Series:
-        """Count per class over the whole dataset."""
-        return self.counts.sum(axis=1)
-
-    def as_nested(self) -> dict[str, dict[str, int]]:
-        """``{split: {class: count}}`` with zeros, for JSON evidence and the report's bar chart."""
-        return {str(s): {str(c): int(n) for c, n in self.counts[s].items()} for s in self.counts.columns}
-
-
-def class_table(ctx: Context) -> ClassTable | None:
-    """The run's :class:`ClassTable` (computed once, shared by the balance checks); None if unlabelled.
-
-    >>> table = class_table(ctx)                       # doctest: +SKIP
-    >>> table.counts.loc["cat", "test"], table.unit    # doctest: +SKIP
-    (12, 'images')
-    """
-    return ctx.memo("balance.class_table", lambda: _build_class_table(ctx))
-
-
-def _build_class_table(ctx: Context) -> ClassTable | None:
-    dataset = ctx.dataset
-    samples = dataset.samples
-    if dataset.has_labels:
-        rows = samples.loc[samples["label"].notna(), ["sample_id", "label", "split"]]
-        unit = "images"
-    elif dataset.objects is not None and len(dataset.objects):
-        objects = dataset.objects.loc[dataset.objects["label"].notna(), ["sample_id", "label"]]
-        rows = objects.merge(samples[["sample_id", "split"]], on="sample_id", how="inner")
-        unit = "objects"
-    else:
-        return None
-    if rows.empty:
-        return None
-    missing_split = UNASSIGNED if samples["split"].notna().any() else ALL
-    rows = pd.DataFrame({
-        "sample_id": rows["sample_id"].to_numpy(),
-        "label": rows["label"].astype(str).to_numpy(),
-        "split": rows["split"].astype(object).where(rows["split"].notna(), missing_split).astype(str).to_numpy(),
-    })
-    counts = pd.crosstab(rows["label"], rows["split"])
-    classes = sorted(counts.index, key=_natural_key)
-    splits = sorted(counts.columns, key=lambda s: (s == UNASSIGNED, _SPLIT_ORDER.get(s, 3), _natural_key(s)))
-    counts = counts.loc[classes, splits].astype(int)
-    counts.index.name, counts.columns.name = "class", "split"
-    return ClassTable(counts=counts, rows=rows, unit=unit)
-
-
-def _per_sample_min(ctx: Context, rows: pd.DataFrame, values: pd.Series) -> pd.Series:
-    """Per sample id, the minimum of ``values`` (aligned with ``rows``) over its rows."""
-    return values.groupby(rows["sample_id"].to_numpy()).min().reindex(ctx.sample_ids)
 
 
 class ClassCounts(Check):
@@ -242,13 +161,13 @@ class RareClasses(Check):
             mine = rows["split"] == split
             in_split[mine] = rows.loc[mine, "label"].map(scopes[split] / thresholds[split])
         row_scores = np.minimum(overall, in_split).clip(upper=1.0)
-        scores = _per_sample_min(ctx, rows, row_scores)
+        scores = per_sample_min(ctx, rows, row_scores)
         flags = scores < 1.0
         output.score("rare_classes", scores, flags)
         if not rare:
             return output
         flagged = list(scores.index[flags.to_numpy()])
-        names = sorted({r["class"] for r in rare}, key=_natural_key)
+        names = sorted({r["class"] for r in rare}, key=natural_key)
         where = _first_few([f"{r['class']!r} has {r['count']} "
                             f"{'overall' if r['scope'] == OVERALL else 'in ' + r['scope']} (< {r['threshold']:g})"
                             for r in rare])
@@ -301,7 +220,7 @@ class MissingClassInSplit(Check):
                                 "severity": (Severity.ERROR if split == train else Severity.WARNING).value})
         rows = table.rows[table.rows["split"].isin(table.splits)]
         affected = rows["label"].isin({m["class"] for m in missing})
-        scores = _per_sample_min(ctx, rows, (~affected).astype(float))
+        scores = per_sample_min(ctx, rows, (~affected).astype(float))
         flags = scores == 0.0
         output.score("missing_class_in_split", scores, flags)
         if not missing:

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..crossval import make_folds
 from ..findings import CheckOutput, Severity
 from ..metrics import bootstrap_ci, paired_bootstrap
+from ..predictors.crossval import make_folds
 from .base import Check
 
 #: Numeric per-image properties a shortcut model may use (those present and not constant are used).
@@ -61,7 +61,7 @@ class PropertyPredictions:
 
     ``probs[i, k]`` is P(``classes[k]``) for ``sample_ids[i]`` from the fold that did not train on it.
     ``table`` is the property matrix the model saw (rows = ``sample_ids``); ``splits`` the
-    (training rows, predicted rows) of each fold (:func:`visionaudit.crossval.make_folds`).
+    (training rows, predicted rows) of each fold (:func:`visionaudit.predictors.crossval.make_folds`).
     """
 
     sample_ids: np.ndarray
@@ -140,7 +140,7 @@ def property_predictions(ctx: Context, *, model: str = "boosting", folds: int = 
     """Out-of-fold predictions of the label from image properties alone, computed once per run.
 
     Judged: labelled samples whose image decoded, of classes with at least ``folds`` such samples;
-    group members and duplicates stay in one fold (:func:`visionaudit.crossval.make_folds`).
+    group members and duplicates stay in one fold (:func:`visionaudit.predictors.crossval.make_folds`).
     None when fewer than two classes (or no varying property) remain.
 
     >>> pp = property_predictions(ctx)                  # doctest: +SKIP

@@ -1,7 +1,7 @@
 """Comparing two models (or two runs of one) on the same test samples: is the difference real?
 
 ``evaluation.model_comparison`` judges model B (the run's second predictions,
-``ctx.settings["compare"]``, e.g. ``visionaudit evaluate DATA --compare A.csv B.csv``) against
+``ctx.compare``, e.g. ``visionaudit evaluate DATA --compare A.csv B.csv``) against
 model A (``ctx.predictions``) on the evaluation split's labelled samples that both predicted:
 
 - the difference B - A in accuracy, macro F1 and log-loss, each with the paired bootstrap CI of
@@ -26,18 +26,18 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from ..context import Context
-from ..dataset.predictions import Predictions
-from ..findings import CheckOutput, Severity
-from ..metrics import mcnemar, paired_bootstrap
-from .base import Check
-from .evaluation import (
+from ..analyses.evaluation_data import (
     BOOTSTRAP_DEFAULTS,
     LABELS,
-    _f1_macro,
-    _mean,
     evaluation_data,
+    f1_macro_statistic,
+    mean_statistic,
 )
+from ..context import Context
+from ..findings import CheckOutput, Severity
+from ..metrics import mcnemar, paired_bootstrap
+from ..predictors.predictions import Predictions
+from .base import Check
 
 #: Metrics compared, with whether higher is better.
 COMPARED = {"accuracy": True, "f1_macro": True, "log_loss": False}
@@ -51,11 +51,9 @@ def comparison_predictions(ctx: Context) -> Predictions | None:
     >>> comparison_predictions(ctx).classes == ctx.predictions.classes     # doctest: +SKIP
     True
     """
-    other = ctx.settings.get("compare")
+    other = ctx.compare
     if other is None:
         return None
-    if not isinstance(other, Predictions):
-        raise TypeError("settings['compare'] must be Predictions read with read_predictions(path, dataset)")
     base = ctx.predictions
     if base is None:
         raise ValueError(f"comparison predictions {other.source or '(B)'} were given without the predictions of "
@@ -102,8 +100,9 @@ class ModelComparison(Check):
     only B gets right. Records ``comparison_regression`` (flag: A right, B wrong; score: B's
     probability of the label).
 
-    >>> ctx.settings["compare"] = read_predictions("b.csv", dataset)       # doctest: +SKIP
-    >>> ModelComparison().run(ctx)[0].message                              # doctest: +SKIP
+    >>> ctx = Context(dataset, predictions=read_predictions("a.csv", dataset),
+    ...               compare=read_predictions("b.csv", dataset))         # doctest: +SKIP
+    >>> ModelComparison().run(ctx).findings[0].message                              # doctest: +SKIP
     'B (b.csv) is significantly better than A (a.csv) on the test split (500 samples): ...'
     """
 
@@ -143,7 +142,7 @@ class ModelComparison(Check):
         boot = {"n_resamples": int(self.params["n_resamples"]), "confidence": float(self.params["confidence"]),
                 "seed": int(self.params["seed"]), "vectorized": True}
         per_model = [_per_sample(y, p) for p in (p_b, p_a)]
-        functions = {"accuracy": _mean, "f1_macro": _f1_macro(k), "log_loss": _mean}
+        functions = {"accuracy": mean_statistic, "f1_macro": f1_macro_statistic(k), "log_loss": mean_statistic}
         metrics = {}
         for metric, fn in functions.items():
             arrays = [m[metric] for m in per_model]

@@ -1,7 +1,7 @@
 """Error analysis on the evaluation split: which classes the model mixes up, and where it is surest and wrong.
 
 Both checks judge the samples of the evaluation split (``test``, else ``val``, else the only split;
-see :func:`visionaudit.checks.evaluation.evaluation_split`) that have a label and a prediction, with the
+see :func:`visionaudit.analyses.evaluation_data.evaluation_split`) that have a label and a prediction, with the
 predicted class = the most probable one. They are informational: they say where to look, not whether
 the model passes.
 
@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ..analyses.evaluation_data import evaluation_data
 from ..context import Context
 from ..findings import CheckOutput, Severity
 from ..metrics.classification import confusion_matrix
 from .base import Check
-from .evaluation import evaluation_data
 
 
 class ConfusedPairs(Check):

@@ -2,7 +2,7 @@
 
 ``evaluation.leaked_test_metrics`` finds the evaluation split's samples (test, else val) that are
 exact or near duplicates of training samples, or share a value of a group column (patient, video...)
-with one, using the scan's leakage detection (:func:`visionaudit.checks.leakage.copies_of`: the one
+with one, using the scan's leakage detection (:func:`visionaudit.analyses.leakage.copies_of`: the one
 duplicate index, the same thresholds). A model scores well on what it memorised, so the headline
 metrics on the evaluation split are inflated; the finding recomputes them on the de-leaked split
 (every headline metric with its bootstrap CI, as ``evaluation.metrics``) next to the original, and
@@ -16,24 +16,24 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..context import Context
-from ..findings import CheckOutput, Severity
-from ..metrics import bootstrap_ci
-from .base import Check
-from .duplicates import EXACT_DEFAULTS, NEAR_DEFAULTS
-from .evaluation import (
+from ..analyses.duplicate_index import EXACT_DEFAULTS, NEAR_DEFAULTS
+from ..analyses.evaluation_data import (
     ALL,
     BOOTSTRAP_DEFAULTS,
     HEADLINE,
     LABELS,
     UNSPLIT,
     SplitData,
-    _metric_rows,
-    _metrics,
     evaluation_data,
+    metric_rows,
+    metrics_of,
     split_metrics,
 )
-from .leakage import copies_of
+from ..analyses.leakage import copies_of
+from ..context import Context
+from ..findings import CheckOutput, Severity
+from ..metrics import bootstrap_ci
+from .base import Check
 
 #: The split the model learnt from.
 TRAIN = "train"
@@ -83,7 +83,7 @@ class LeakedTestMetrics(Check):
             return output
         copies = copies_of(ctx, split, TRAIN, exact={k: self.params[k] for k in EXACT_DEFAULTS},
                            near={k: self.params[k] for k in NEAR_DEFAULTS}, near_copies=bool(self.params["near_copies"]),
-                           columns=list(ctx.settings.get("group_columns", []) or []))
+                           columns=list(ctx.group_columns))
         ids = d.ids.astype(str)
         copied = np.array([s in copies for s in ids], bool)
         output.score("copied_from_train", pd.Series(np.where(copied, 0.0, 1.0), index=ids),
@@ -109,8 +109,8 @@ class LeakedTestMetrics(Check):
         }
         severity = None
         if clean.n >= 2:
-            deleaked = _metrics(clean, **params, top_k=top_k, n_bins=15)
-            before, after = _metric_rows(original), _metric_rows(deleaked)
+            deleaked = metrics_of(clean, **params, top_k=top_k, n_bins=15)
+            before, after = metric_rows(original), metric_rows(deleaked)
             evidence["metrics"] = {name: {"original": before[name], "deleaked": after.get(name),
                                           "inflation": _difference(before[name], after.get(name))}
                                    for name in before}

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
+from ..features.properties import GRAY_MODES
 from ..findings import CheckOutput, Severity
 from .base import Check
 
@@ -110,9 +111,6 @@ class ExifRotation(Check):
                              message=f"{len(ids)} image(s) carry an EXIF orientation that rotates or mirrors them on display.",
                              evidence={"orientations": detail}))
 
-
-#: Modes with one intensity channel (plus alpha); everything else but CMYK is colour.
-GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 
 _MODE_ISSUES = {
     "cmyk_images": ("CMYK images", "{n} image(s) are CMYK (print colour space) in a dataset of {dominant} images.",

@@ -9,7 +9,7 @@ Two sources feed one ranking (worst first) and one corrected-candidates table:
   (cross-validated, or from a model that never trained on these images): a model that memorised the
   labels agrees with every mistake.
 - Duplicate clusters (exact and near copies linked together, from the run's shared
-  :func:`~visionaudit.checks.duplicates.duplicate_index`) whose members carry different labels: one
+  :func:`~visionaudit.analyses.duplicate_index.duplicate_index`) whose members carry different labels: one
   picture cannot be two classes, so at least one copy is mislabelled. The cluster gets one answer:
   of the labels its copies carry, the one with the highest mean predicted probability over the
   copies that have a prediction (one of them is most likely right, even where the model favours a
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..analyses.duplicate_index import describe_group, duplicate_index
+from ..analyses.neighbours import pair_groups
 from ..context import Context
-from ..dataset.predictions import Predictions
 from ..findings import CheckOutput, Finding, Severity
-from ..neighbours import pair_groups
+from ..predictors.predictions import Predictions
 from .base import Check
-from .duplicates import describe_group, duplicate_index
 
 CANDIDATE_COLUMNS = ("sample_id", "path", "given_label", "suggested_label", "score", "reason",
                      "duplicate_cluster", "duplicate_members")

@@ -1,45 +1,22 @@
 """Split leakage: the same picture, or the same subject, on both sides of a train/test boundary.
 
-The duplicate checks' pairs are computed once per run (:func:`~visionaudit.checks.duplicates.
-duplicate_index`) and reused here: a duplicate group whose members sit in more than one split
-leaks. Rows that list one file in two splits are exact leakage too. Group leakage needs no
-pixels: a value of a user-named column (``group_columns``: patient, video, scene, camera...)
-found in more than one split.
-
-:func:`exact_groups`, :func:`near_groups` and :func:`group_value_groups` build those groups for the
-checks here and for :func:`copies_of`, which says which samples of one split copy (or share a
-group with) samples of another: what ``evaluation.leaked_test_metrics`` removes from the test set.
+The duplicate index's groups (:mod:`visionaudit.analyses.duplicate_index`) are reused here: a
+duplicate group whose members sit in more than one split leaks. Rows that list one file in two
+splits are exact leakage too. Group leakage needs no pixels: a value of a user-named column
+(``group_columns``: patient, video, scene, camera...) found in more than one split. The groups come
+from :mod:`visionaudit.analyses.leakage`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from ..analyses.duplicate_index import EXACT_DEFAULTS, NEAR_DEFAULTS
+from ..analyses.leakage import exact_groups, group_value_groups, leaking, near_groups
 from ..context import Context
 from ..findings import CheckOutput, Severity
-from ..neighbours import pair_groups
 from .base import Check
-from .duplicates import EXACT_DEFAULTS, NEAR_DEFAULTS, describe_group, duplicate_index
-
-_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
-
-
-def _split_list(splits: list[Any]) -> list[str]:
-    return sorted({str(s) for s in splits if s is not None}, key=lambda s: (_SPLIT_ORDER.get(s, 3), s))
-
-
-def _leaking(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Groups with members in more than one split, each told which splits it spans."""
-    out = []
-    for g in groups:
-        spans = _split_list(g["splits"])
-        if len(spans) > 1:
-            out.append({**g, "spans": spans})
-    return out
 
 
 def _record(ctx: Context, output: CheckOutput, issue: str, groups: list[dict[str, Any]], scores: dict[str, float]) -> list[str]:
@@ -49,95 +26,6 @@ def _record(ctx: Context, output: CheckOutput, issue: str, groups: list[dict[str
         series[s] = scores.get(s, 0.0)
     output.score(issue, series, pd.Series(ctx.sample_ids.isin(flagged), index=ctx.sample_ids))
     return flagged
-
-
-def exact_groups(ctx: Context, exact: dict[str, float] | None = None) -> list[dict[str, Any]]:
-    """Every group of exact duplicates (described, see :func:`describe_group`), in any splits."""
-    index = duplicate_index(ctx, exact=exact)
-    groups = [describe_group(ctx, index.ids[g].tolist(), "exact", 1.0) for g in index.exact_groups()]
-    # Rows listing one file twice have the same bytes and so are already in one exact group,
-    # except where the file could not be decoded; those rows are grouped by path here.
-    decoded = set(index.ids)
-    samples = ctx.features[["path"]].assign(sample_id=ctx.sample_ids)
-    for _, rows in samples[~samples["sample_id"].isin(decoded)].groupby("path", sort=False):
-        if len(rows) > 1:
-            groups.append(describe_group(ctx, rows["sample_id"].tolist(), "exact", 1.0))
-    return groups
-
-
-def near_groups(ctx: Context, near: dict[str, float] | None = None) -> list[dict[str, Any]]:
-    """Every group of near duplicates, one member per exact group, with its weakest similarity."""
-    index = duplicate_index(ctx, near=near)
-    return [describe_group(ctx, index.ids[g].tolist(), "near", index.weakest_link(g)) for g in index.near_groups()]
-
-
-def group_value_groups(ctx: Context, columns: list[str]) -> list[dict[str, Any]]:
-    """Values of the ``columns`` found in more than one split: column, value, spans and every sample."""
-    samples = ctx.dataset.samples
-    groups: list[dict[str, Any]] = []
-    for column in columns:
-        sub = samples[samples[column].notna() & samples["split"].notna()]
-        spread = sub.groupby(sub[column].astype(str))["split"].nunique()
-        for value in spread[spread > 1].index:
-            rows = sub[sub[column].astype(str) == value]
-            groups.append({
-                "samples": rows["sample_id"].tolist(), "column": column, "value": value,
-                "spans": _split_list(rows["split"].tolist()), "splits": rows["split"].tolist(),
-                "labels": [None if pd.isna(v) else v for v in rows["label"]],
-            })
-    return groups
-
-
-@dataclass
-class Copy:
-    """How a sample copies samples of another split: ``kind`` exact, near or group (a shared value of
-    ``column``), and the ``sources``: the other split's samples in its duplicate group or with its value."""
-
-    kind: str
-    sources: list[str] = field(default_factory=list)
-    column: str | None = None
-    value: str | None = None
-
-
-def copies_of(ctx: Context, split: str, source: str = "train", *, exact: dict[str, float] | None = None,
-              near: dict[str, float] | None = None, near_copies: bool = True,
-              columns: Sequence[str] = ()) -> dict[str, Copy]:
-    """Samples of ``split`` that are exact or near duplicates of ``source`` samples, or share a value of
-    a group column with one, by sample id (the first reason found in that order).
-
-    Near groups hold one member per exact group, so an image joins a ``source`` sample through any chain of
-    exact and near links (a test copy of a training image's exact twin is found). A near copy's sources are
-    the ``source`` members of that chain; an exact copy's, those of its exact group.
-
-    >>> copies_of(ctx, "test")["test/p2_resaved.png"]                 # doctest: +SKIP
-    Copy(kind='exact', sources=['train/000000000025.jpg'], column=None, value=None)
-    """
-    split_of = dict(zip(ctx.dataset.samples["sample_id"], ctx.dataset.samples["split"]))
-    out: dict[str, Copy] = {}
-    exact_found = exact_groups(ctx, exact)
-    for g in exact_found:
-        sources = [s for s in g["samples"] if split_of[s] == source]
-        if sources:
-            out.update({s: Copy("exact", sources) for s in g["samples"] if split_of[s] == split})
-    if near_copies:
-        linked = exact_found + near_groups(ctx, near)
-        ids = list(dict.fromkeys(s for g in linked for s in g["samples"]))
-        position = {s: i for i, s in enumerate(ids)}
-        pairs = [(position[g["samples"][0]], position[m]) for g in linked for m in g["samples"][1:]]
-        for chain in pair_groups(len(ids), np.array(pairs, np.int64)):
-            members = [ids[i] for i in chain]
-            sources = [s for s in members if split_of[s] == source]
-            if sources:
-                for s in members:
-                    if split_of[s] == split and s not in out:
-                        out[s] = Copy("near", sources)
-    for g in group_value_groups(ctx, list(columns)):
-        sources = [s for s, sp in zip(g["samples"], g["splits"]) if sp == source]
-        if sources:
-            for s, sp in zip(g["samples"], g["splits"]):
-                if sp == split and s not in out:
-                    out[s] = Copy("group", sources, g["column"], g["value"])
-    return out
 
 
 def _pair_counts(groups: list[dict[str, Any]]) -> dict[str, int]:
@@ -167,7 +55,7 @@ class ExactSplitLeakage(Check):
 
     def run(self, ctx: Context) -> CheckOutput:
         output = self.output()
-        groups = _leaking(exact_groups(ctx, self.params))
+        groups = leaking(exact_groups(ctx, self.params))
         flagged = _record(ctx, output, "exact_split_leakage", groups, {})
         if not groups:
             return output
@@ -200,7 +88,7 @@ class NearSplitLeakage(Check):
 
     def run(self, ctx: Context) -> CheckOutput:
         output = self.output()
-        groups = _leaking(near_groups(ctx, self.params))
+        groups = leaking(near_groups(ctx, self.params))
         scores = {s: 1.0 - g["similarity"] for g in groups for s in g["samples"]}
         flagged = _record(ctx, output, "near_split_leakage", groups, scores)
         if not groups:
@@ -231,7 +119,7 @@ class GroupLeakage(Check):
 
     def run(self, ctx: Context) -> CheckOutput:
         output = self.output()
-        columns = list(ctx.settings.get("group_columns", []) or [])
+        columns = list(ctx.group_columns)
         if not columns:
             return output
         ids = ctx.dataset.samples["sample_id"]

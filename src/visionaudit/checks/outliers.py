@@ -3,7 +3,7 @@
 An image's isolation is its mean distance to its ``neighbours`` (10) nearest images in the builtin
 embedding (:class:`~visionaudit.features.embedders.BuiltinEmbedder`: thumbnail layout and edges,
 plus robust z-scores of brightness, contrast, entropy, colour, sharpness and noise), searched with
-the shared :func:`~visionaudit.neighbours.knn`. The mean over several neighbours, not the distance
+the shared :func:`~visionaudit.analyses.neighbours.knn`. The mean over several neighbours, not the distance
 to the single nearest, so that a handful of similar strays (a few scanned documents among photos)
 still stand out. The cut-off is relative to the dataset itself: an image is an outlier when its
 isolation exceeds the median by more than ``threshold`` (8) robust standard deviations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..analyses.neighbours import knn
 from ..context import Context
 from ..features.embedders import embeddings
 from ..findings import CheckOutput, Severity
-from ..neighbours import knn
 from .base import Check
 
 

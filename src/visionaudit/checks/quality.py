@@ -55,9 +55,9 @@ import pandas as pd
 from scipy.special import expit
 
 from ..context import Context
+from ..features.properties import GRAY_MODES
 from ..findings import CheckOutput, Severity
 from .base import Check
-from .integrity import GRAY_MODES
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,7 @@ class WeakSegments(Check):
     def _slices(self, ctx: Context, judged: np.ndarray) -> tuple[list[_Slice], list[dict[str, Any]]]:
         samples = ctx.dataset.samples
         columns = list(dict.fromkeys(list(ctx.dataset.metadata_columns)
-                                     + list(ctx.settings.get("group_columns", []) or [])))
+                                     + list(ctx.group_columns)))
         slices: list[_Slice] = []
         skipped: list[dict[str, Any]] = []
         for column in columns:

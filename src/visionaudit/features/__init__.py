@@ -19,7 +19,16 @@ from ..engine import map_chunks
 from ..engine.local import default_workers
 from . import decode, hashing, properties
 from .cache import FeatureCache, default_cache_dir
-from .decode import COLUMNS, DEFAULT_MAX_PIXELS, FEATURE_VERSION, WORK_SIZE, content_hash, ext_format, measure_quietly, read_file
+from .decode import (
+    COLUMNS,
+    DEFAULT_MAX_PIXELS,
+    FEATURE_VERSION,
+    WORK_SIZE,
+    content_hash,
+    ext_format,
+    measure_quietly,
+    read_file,
+)
 
 __all__ = ["FeatureRun", "compute_features", "default_cache_dir", "COLUMNS"]
 

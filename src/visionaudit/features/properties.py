@@ -34,6 +34,9 @@ if _kernel is not None and getattr(_kernel, "VERSION", 0) != KERNEL_VERSION:
 if os.environ.get("VISIONAUDIT_NO_EXTENSION"):
     _kernel = None
 
+#: Pillow modes with one intensity channel (plus alpha); everything else but CMYK is colour.
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
+
 #: The values :func:`pixel_stats` returns, in the compiled kernel's order.
 PIXEL_STATS = ("brightness", "contrast", "dynamic_range", "dark_fraction", "bright_fraction", "entropy",
                "shadows", "highlights", "relative_contrast", "sharpness", "channel_spread", "noise",

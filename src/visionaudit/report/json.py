@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-
 from ..findings import Result
 
 

@@ -96,7 +96,7 @@ class Embeddings:
     name: str = ""
 
 
-def embeddings(ctx, name: str = "builtin") -> Embeddings:
+def embeddings(data, name: str = "builtin") -> Embeddings:
     """The ``name`` embedding of every decoded sample of a run, computed once per run.
 
     Model embedders run with the run's cache, workers and progress settings; samples whose image
@@ -107,9 +107,9 @@ def embeddings(ctx, name: str = "builtin") -> Embeddings:
     ((254, 742), 'builtin')
     """
     def compute() -> Embeddings:
-        rows = ctx.features[ctx.valid.to_numpy()]
+        rows = data.features[data.valid.to_numpy()]
         embedder = get_embedder(name)
-        vectors = embedder.embed(rows, ctx.feature_options)
+        vectors = embedder.embed(rows, data.feature_options)
         ok = np.isfinite(vectors).all(axis=1) if vectors.size else np.ones(len(rows), dtype=bool)
         return Embeddings(ids=rows.index[ok], vectors=vectors[ok], name=embedder.name)
-    return ctx.memo(("embeddings", name), compute)
+    return data.memo(("embeddings", name), compute)

@@ -23,8 +23,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .engine.local import default_workers
-from .errors import ArgumentError
+from ..engine.local import default_workers
+from ..errors import ArgumentError
 
 #: :func:`knn` is exact while queries x indexed rows <= EXACT_LIMIT ** 2: a 20,000-row self-search
 #: takes about 5 s on two cores, and the cost grows with the square of the rows.

@@ -5,7 +5,7 @@ label as a model that never saw it would. Two things make naive k-fold leak:
 
 - samples that belong together (a user's ``group_columns``: the same patient, video or scene) in
   both the fitted and the predicted part, and
-- exact or near copies of one picture (the run's :func:`~visionaudit.checks.duplicates.duplicate_index`)
+- exact or near copies of one picture (the run's :func:`~visionaudit.analyses.duplicate_index.duplicate_index`)
   split between the parts: the model has seen the copy with its label, so the probabilities agree
   with that label, right or wrong, and a label error repeated on both copies is hidden.
 
@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .context import Context
-from .dataset.model import Dataset
-from .dataset.predictions import Predictions
-from .errors import ArgumentError, SourceError
+from ..analyses import RunData
+from ..analyses.duplicate_index import duplicate_index
+from ..dataset.model import Dataset
+from ..errors import ArgumentError, SourceError
+from .predictions import Predictions
 
 MODELS = ("logistic",)
 #: Inverse L2 strength of the logistic regression on standardised embeddings. On 2,000 MNIST digits
@@ -54,7 +55,7 @@ class Folds:
     ``groups`` (the keep-together cluster of each) are aligned with them. ``classes`` are the judged
     labels, sorted, which is also the column order of scikit-learn's ``predict_proba``.
 
-    >>> folds = make_folds(ctx, ctx.valid.to_numpy())          # doctest: +SKIP
+    >>> folds = make_folds(data, data.valid.to_numpy())          # doctest: +SKIP
     >>> np.bincount(folds.fold)                                # doctest: +SKIP
     array([400, 400, 400, 400, 400])
     """
@@ -84,30 +85,28 @@ class Folds:
             return cross_val_predict(estimator, x, self.labels, cv=self.splits(), method="predict_proba")
 
 
-def keep_together(ctx: Context, rows: np.ndarray, *, duplicates: bool = True) -> tuple[np.ndarray, list[str]]:
+def keep_together(data: RunData, rows: np.ndarray, *, duplicates: bool = True) -> tuple[np.ndarray, list[str]]:
     """A cluster number for each sample marked in ``rows``: samples sharing a value of a group column
-    (``ctx.settings["group_columns"]``) or linked as exact or near duplicates share a cluster.
+    (``data.group_columns``) or linked as exact or near duplicates share a cluster.
 
     Returns the numbers (aligned with the marked samples) and what was kept together, in words.
 
-    >>> groups, said = keep_together(ctx, ctx.valid.to_numpy())   # doctest: +SKIP
+    >>> groups, said = keep_together(data, data.valid.to_numpy())   # doctest: +SKIP
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    ids = pd.Index(ctx.dataset.samples["sample_id"][rows])
+    ids = pd.Index(data.dataset.samples["sample_id"][rows])
     n = len(ids)
     links, said = [], []
-    for column in ctx.settings.get("group_columns", []) or []:
-        codes = pd.factorize(ctx.dataset.samples[column][rows])[0]
+    for column in data.group_columns:
+        codes = pd.factorize(data.dataset.samples[column][rows])[0]
         order = np.argsort(codes, kind="stable")
         same = (codes[order][1:] == codes[order][:-1]) & (codes[order][1:] >= 0)
         links.append(np.stack([order[:-1][same], order[1:][same]], axis=1))
         said.append(f"group column {column!r}")
     if duplicates and n > 1:
-        from .checks.duplicates import duplicate_index
-
-        index = duplicate_index(ctx)
+        index = duplicate_index(data)
         at = ids.get_indexer(index.ids)
         pairs = at[np.concatenate([index.exact_pairs, index.near_pairs]).astype(np.int64).reshape(-1, 2)]
         pairs = pairs[(pairs >= 0).all(axis=1)]
@@ -156,7 +155,7 @@ def _assign(labels: np.ndarray, groups: np.ndarray, k: int, seed: int, *, balanc
     return fold
 
 
-def make_folds(ctx: Context, candidates: np.ndarray, *, folds: int = 5, seed: int = 0,
+def make_folds(data: RunData, candidates: np.ndarray, *, folds: int = 5, seed: int = 0,
                duplicates: bool = True) -> Folds | None:
     """Seeded stratified folds over the labelled samples marked in ``candidates`` (dataset order),
     keeping group-column values and duplicate clusters (:func:`keep_together`) in one fold each.
@@ -164,15 +163,15 @@ def make_folds(ctx: Context, candidates: np.ndarray, *, folds: int = 5, seed: in
     Classes with fewer clusters than ``folds`` (or absent from some fold's training part) are left
     out and named in ``notes``. None when fewer than two classes remain.
 
-    >>> folds = make_folds(ctx, ctx.valid.to_numpy(), folds=5, seed=0)   # doctest: +SKIP
+    >>> folds = make_folds(data, data.valid.to_numpy(), folds=5, seed=0)   # doctest: +SKIP
     >>> [len(test) for _, test in folds.splits()]                      # doctest: +SKIP
     [400, 400, 400, 400, 400]
     """
     _sklearn()
     _check_folds(folds)
-    labels = ctx.dataset.samples["label"]
+    labels = data.dataset.samples["label"]
     rows = np.asarray(candidates, bool) & labels.notna().to_numpy()
-    clusters, said = keep_together(ctx, rows, duplicates=duplicates)
+    clusters, said = keep_together(data, rows, duplicates=duplicates)
     cluster_of = pd.Series(clusters, index=np.flatnonzero(rows))
     y_all = labels.astype(str).to_numpy()
     left_out: dict[str, int] = {}
@@ -184,7 +183,7 @@ def make_folds(ctx: Context, candidates: np.ndarray, *, folds: int = 5, seed: in
         if len(rare) == 0:
             if len(per_class) < 2:
                 return None
-            fold = _assign(y, g, folds, seed, balance_samples=bool(ctx.settings.get("group_columns")))
+            fold = _assign(y, g, folds, seed, balance_samples=bool(data.group_columns))
             # Greedy group folds can put every cluster of a class in one fold: its training part then
             # lacks the class and would give it probability 0.
             absent = {c for f in range(folds) for c in set(per_class.index) - set(y[fold != f])}
@@ -203,7 +202,7 @@ def make_folds(ctx: Context, candidates: np.ndarray, *, folds: int = 5, seed: in
         notes.append(f"{len(shared)} samples in {shared.nunique()} clusters "
                      f"({' and '.join(said)}) were kept in one fold each, so no copy or group member of a predicted "
                      "sample was in its training part")
-    return Folds(rows=rows, sample_ids=ctx.dataset.samples["sample_id"][rows].astype(str).to_numpy(), labels=y,
+    return Folds(rows=rows, sample_ids=data.dataset.samples["sample_id"][rows].astype(str).to_numpy(), labels=y,
                  classes=sorted(per_class.index.tolist()), fold=fold, groups=g, k=folds, seed=seed, notes=notes)
 
 
@@ -216,7 +215,7 @@ def check_request(dataset: Dataset, embedder: str = "builtin", model: str = "log
     >>> check_request(load_dataset("unlabelled/"))     # doctest: +SKIP
     SourceError: unlabelled/: no sample has a label: ...
     """
-    from .features.embedders import get_embedder
+    from ..features.embedders import get_embedder
 
     if model not in MODELS:
         raise ArgumentError("model", model, f"one of {', '.join(MODELS)}")
@@ -237,7 +236,7 @@ def _estimator(model: str):
     return make_pipeline(StandardScaler(), LogisticRegression(C=LOGISTIC_C, max_iter=LOGISTIC_MAX_ITER))
 
 
-def cross_validated_predictions(ctx: Context, embedder: str = "builtin", model: str = "logistic", folds: int = 5,
+def cross_validated_predictions(data: RunData, embedder: str = "builtin", model: str = "logistic", folds: int = 5,
                                 seed: int = 0) -> Predictions:
     """Out-of-fold class probabilities of a classifier on ``embedder``'s image embeddings.
 
@@ -247,19 +246,19 @@ def cross_validated_predictions(ctx: Context, embedder: str = "builtin", model: 
     cross-validate keep a row of NaN, counted in ``notes``. Raises :class:`SourceError` when no
     sample is labelled or fewer than two classes can be judged.
 
-    >>> preds = cross_validated_predictions(ctx, "builtin", folds=5)     # doctest: +SKIP
+    >>> preds = cross_validated_predictions(data, "builtin", folds=5)     # doctest: +SKIP
     >>> preds.source                                                     # doctest: +SKIP
     '5-fold cross-validated logistic regression on builtin embeddings'
     """
-    from .features.embedders import embeddings
+    from ..features.embedders import embeddings
 
-    dataset = ctx.dataset
+    dataset = data.dataset
     check_request(dataset, embedder, model, folds, seed)
-    emb = embeddings(ctx, embedder)
+    emb = embeddings(data, embedder)
     samples = dataset.samples
     ids = samples["sample_id"].astype(str)
     embedded = ids.isin(pd.Index(emb.ids).astype(str)).to_numpy()
-    plan = make_folds(ctx, embedded, folds=folds, seed=seed)
+    plan = make_folds(data, embedded, folds=folds, seed=seed)
     labelled = samples["label"].notna().to_numpy()
     if plan is None:
         counts = samples["label"][labelled & embedded].astype(str).value_counts()

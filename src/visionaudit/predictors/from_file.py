@@ -1,4 +1,4 @@
-"""A user's model predictions: per-class probabilities (or logits) for the samples of a dataset.
+"""Predictions read from a file the user gives (``--predictions``).
 
 Accepted files:
 
@@ -11,81 +11,27 @@ Accepted files:
 Samples the file does not mention keep a row of NaN (they are counted in ``Predictions.notes``);
 every value that is given must be a finite number.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from ..dataset.model import Dataset
 from ..errors import ArgumentError, SourceError
-from .model import Dataset
-
-#: Key columns, in order of preference (matched case-insensitively).
-KEY_COLUMNS = ("sample_id", "path")
-#: Prefix of class columns written as ``prob_<class>``.
-PROB_PREFIX = "prob_"
-#: How far a row of probabilities may sum from 1 (files written with a few decimals).
-SUM_TOLERANCE = 1e-3
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
-
-
-@dataclass
-class Predictions:
-    """Per-class probabilities aligned to a dataset's samples.
-
-    ``probs`` has one row per sample of the dataset, in dataset order (``sample_ids``), and one column
-    per class (``classes``); samples without a prediction have a row of NaN.
-
-    >>> p = Predictions(["cat", "dog"], np.array([[0.9, 0.1], [np.nan, np.nan]]), ["a.png", "b.png"])
-    >>> p.has.tolist(), p.missing
-    ([True, False], 1)
-    """
-
-    classes: list[str]
-    probs: np.ndarray
-    sample_ids: list[str]
-    source: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.probs.shape != (len(self.sample_ids), len(self.classes)):
-            raise ValueError(f"probs has shape {self.probs.shape}; expected "
-                             f"({len(self.sample_ids)} samples, {len(self.classes)} classes)")
-
-    @property
-    def has(self) -> np.ndarray:
-        """True for samples that have a prediction."""
-        return ~np.isnan(self.probs).any(axis=1)
-
-    def label_index(self, labels: pd.Series) -> np.ndarray:
-        """Each sample's label as a column of ``probs``; -1 where it has no label or no prediction.
-
-        Raises ValueError naming the labels of predicted samples that are not among ``classes``.
-
-        >>> p = Predictions(["cat", "dog"], np.array([[0.9, 0.1], [0.2, 0.8], [np.nan, np.nan]]), ["a", "b", "c"])
-        >>> p.label_index(pd.Series(["dog", None, "cat"])).tolist()
-        [1, -1, -1]
-        """
-        judged = labels.notna().to_numpy() & self.has
-        given = labels.astype(object).to_numpy()[judged].astype(str)
-        position = {c: i for i, c in enumerate(self.classes)}
-        unknown = sorted(set(given) - set(position))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the predictions' classes {self.classes}")
-        index = np.full(len(labels), -1, dtype=np.int64)
-        index[judged] = [position[g] for g in given]
-        return index
-
-    @property
-    def missing(self) -> int:
-        """How many samples have no prediction."""
-        return int((~self.has).sum())
+from .predictions import (
+    KEY_COLUMNS,
+    PROB_PREFIX,
+    SUM_TOLERANCE,
+    TABLE_SUFFIXES,
+    Predictions,
+)
 
 
 def read_predictions(path: str | os.PathLike, dataset: Dataset, *,
@@ -309,78 +255,3 @@ def _as_probabilities(values: np.ndarray, from_logits: bool | str, p: Path, tabl
         c = int(np.flatnonzero(values[r] < 0)[0])
         raise error(f"negative probability {values[r, c]:g}{hint}", r, classes[c])
     raise error(f"probabilities sum to {sums[r]:.6g}, not 1{hint}", r)
-
-
-def read_class_names(path: str | os.PathLike) -> list[str]:
-    """Class names, one per line (the model's output columns in order); blank lines at the end ignored.
-
-    >>> read_class_names("classes.txt")          # doctest: +SKIP
-    ['cat', 'dog']
-    """
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(str(p), f"cannot read class names: {exc}") from exc
-    while lines and not lines[-1].strip():
-        lines.pop()
-    names, seen = [], {}
-    for number, line in enumerate(lines, start=1):
-        name = line.strip()
-        if not name:
-            raise SourceError(str(p), "empty class name (one name per line, one line per output column)", line=number)
-        if name in seen:
-            raise SourceError(str(p), f"class {name!r} is listed twice (first on line {seen[name]})", line=number)
-        seen[name] = number
-        names.append(name)
-    if not names:
-        raise SourceError(str(p), "no class names (one per line, one line per output column)")
-    return names
-
-
-def output_classes(width: int, dataset: Dataset, *, source: str, classes: list[str] | None = None,
-                   classes_source: str | None = None) -> list[str]:
-    """The class name of each of a model's ``width`` output columns: ``classes`` (read from
-    ``classes_source``), else the dataset's sorted labels when there are as many; every label of the
-    dataset must be among them. Errors name both numbers.
-
-    >>> output_classes(1000, dataset, source="model m.onnx")      # doctest: +SKIP
-    SourceError: model m.onnx: the model gives 1000 outputs per image but the dataset has 8 labels: ...
-    """
-    labels = sorted({str(v) for v in dataset.samples["label"].dropna()} | set(dataset.classes or []))
-    if classes is None:
-        if width != len(labels):
-            raise SourceError(source, f"the model gives {width} outputs per image but the dataset has {len(labels)} "
-                                      "labels: pass the model's class names (--model-classes, one per line, one per "
-                                      "output column)")
-        return labels
-    if len(classes) != width:
-        raise SourceError(classes_source or source, f"{len(classes)} class names for a model that gives {width} "
-                                                    "outputs per image (one name per output column)")
-    unknown = sorted(set(labels) - set(classes))
-    if unknown:
-        shown = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise SourceError(classes_source or source, f"the dataset's labels {shown} are not among the model's classes")
-    return list(classes)
-
-
-def predictions_from_outputs(values: np.ndarray, dataset: Dataset, *, source: str,
-                             classes: list[str] | None = None, classes_source: str | None = None,
-                             from_logits: bool | Literal["auto"] = "auto") -> Predictions:
-    """Predictions from a model's raw outputs, one row per sample in dataset order (NaN row: no output).
-
-    Columns are named by :func:`output_classes`; rows that are not probabilities are read as logits
-    as in :func:`read_predictions`.
-
-    >>> preds = predictions_from_outputs(logits, dataset, source="model m.onnx")   # doctest: +SKIP
-    """
-    classes = output_classes(values.shape[1], dataset, source=source, classes=classes, classes_source=classes_source)
-    has = np.isfinite(values).all(axis=1)
-    probs = np.full(values.shape, np.nan)
-    notes: list[str] = []
-    if has.any():
-        probs[has], notes = _as_probabilities(values[has].astype(float), from_logits, Path(source), None, classes)
-    if (~has).any():
-        notes.append(f"{int((~has).sum())} of {len(values)} samples have no model output (the image did not decode)")
-    ids = dataset.samples["sample_id"].astype(str).tolist()
-    return Predictions(classes=classes, probs=probs, sample_ids=ids, source=source, notes=notes)
