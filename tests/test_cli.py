@@ -84,3 +84,30 @@ def test_summary_in_a_log_keeps_each_finding_on_a_line_or_two(tmp_path, monkeypa
     assert max(len(line) for line in lines) > 100
     row = next(i for i, line in enumerate(lines) if "zero_byte" in line)
     assert "file(s) are empty (0 bytes)." in lines[row]
+
+
+def test_missing_extra_message_names_the_extra(monkeypatch):
+    # rich reads "[evaluate]" as a style tag and printed "pip install 'visionaudit'"; a message is data.
+    import sys
+
+    from rich.console import Console
+
+    from visionaudit.checks import labels
+    from visionaudit.findings import Finding, Result, Severity
+    from visionaudit.report.terminal import print_summary
+
+    monkeypatch.setitem(sys.modules, "cleanlab.filter", None)
+    try:
+        labels._cleanlab()
+    except ImportError as exc:
+        message = f"{type(exc).__name__}: {exc}"
+    finding = Finding(check="label_issues", issue="check_failed", family="labels", title="Check label_issues failed",
+                      severity=Severity.ERROR, message=message)
+    result = Result(findings=[finding], issues=pd.DataFrame(), features=pd.DataFrame(),
+                    dataset_summary={"source": "data[1]", "format": "folder", "samples": 1, "splits": {}},
+                    run_info={"images_decoded": 1, "images_from_cache": 0, "seconds": 0.1})
+    console = Console(record=True, width=300)
+    print_summary(result, console)
+    text = console.export_text()
+    assert "pip install 'visionaudit[evaluate]'" in text
+    assert "data[1]" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..findings import Result
@@ -14,7 +15,9 @@ MAX_MESSAGE = 220
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1].rstrip() + "…"
+    """``text`` cut to MAX_MESSAGE and escaped: a message is data (file and class names, the
+    ``pip install 'visionaudit[evaluate]'`` of a missing extra), never rich markup."""
+    return escape(text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1].rstrip() + "…")
 
 
 #: Width of the summary when stdout is not a terminal (a CI log, a pipe) and $COLUMNS is unset: rich's
@@ -35,11 +38,11 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     run = result.run_info
     splits = ds["splits"]
     splits = ", ".join(f"{k} {v}" for k, v in splits.items()) if isinstance(splits, dict) else (splits or "")
-    console.print(f"[bold]visionaudit {run.get('job', 'scan')}[/bold] {ds['source']}  ({ds['format']}, {ds['samples']} samples, "
+    console.print(f"[bold]visionaudit {run.get('job', 'scan')}[/bold] {escape(str(ds['source']))}  ({ds['format']}, {ds['samples']} samples, "
                   f"splits: {splits or 'none'})")
     console.print(f"decoded {run['images_decoded']} image(s), {run['images_from_cache']} from cache, in {run['seconds']:.1f}s")
     if run.get("predictions"):
-        console.print(f"predictions: {run['predictions'].get('source') or run['predictions'].get('path')}")
+        console.print(f"predictions: {escape(str(run['predictions'].get('source') or run['predictions'].get('path')))}")
     if not result.findings:
         console.print("[green]No findings.[/green]")
         return
@@ -47,5 +50,5 @@ def print_summary(result: Result, console: Console | None = None) -> None:
     for col in ("severity", "check", "issue", "count", "message"):
         table.add_column(col, overflow="fold")
     for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.check, f.issue)):
-        table.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.check, f.issue, str(f.count) if f.count else "–", _short(f.message))
+        table.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", escape(f.check), escape(f.issue), str(f.count) if f.count else "–", _short(f.message))
     console.print(table)
