@@ -27,7 +27,6 @@ from typer.testing import CliRunner
 import visionaudit
 from visionaudit import ArgumentError, SourceError, evaluate
 from visionaudit.analyses.evaluation_data import f1_macro_statistic
-from visionaudit.checks import REGISTRY
 from visionaudit.checks.compare import ModelComparison, mcnemar_samples_needed
 from visionaudit.cli import app
 from visionaudit.context import Context
@@ -245,9 +244,3 @@ def test_cli_compare_writes_the_finding(digits, tmp_path):
     assert found["run"]["compare"]["path"].endswith("b.csv")
     both = CliRunner().invoke(app, args + ["--predictions", str(digits["a_csv"])])
     assert both.exit_code == 2 and "not both" in both.output
-
-
-def test_registered_in_the_evaluate_suite():
-    assert REGISTRY["evaluation.model_comparison"] is ModelComparison
-    assert "evaluation.model_comparison" in SUITES["evaluate"]
-    assert "evaluation.model_comparison" not in SUITES["scan"]

@@ -18,12 +18,10 @@ import pytest
 from conftest import issues_frame, mnist_arrays, run_check
 from PIL import Image
 
-from visionaudit.checks import REGISTRY
 from visionaudit.checks.errors import ConfidentErrors, ConfusedPairs
 from visionaudit.context import Context
 from visionaudit.dataset import Dataset, make_samples
 from visionaudit.predictors import read_predictions
-from visionaudit.suites import SUITES
 
 N_TRAIN, N_TEST = 100, 300
 #: (split, true, predicted, probabilities of the predicted class in the order the samples are taken).
@@ -79,11 +77,6 @@ def case(tmp_path_factory):
 
 def _by_confidence(ids_to_q: dict[str, float]) -> list[str]:
     return sorted(ids_to_q, key=lambda s: (-ids_to_q[s], s))
-
-
-def test_both_checks_are_registered_in_the_evaluate_suite_only():
-    for cid in ("errors.confused_pairs", "errors.confident_errors"):
-        assert cid in REGISTRY and cid in SUITES["evaluate"] and cid not in SUITES["scan"]
 
 
 def test_confused_pairs_exact_pairs_counts_shares_and_examples(case):

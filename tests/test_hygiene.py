@@ -20,7 +20,6 @@ from test_duplicates import make_variant
 
 from visionaudit import evaluate
 from visionaudit.analyses.evaluation_data import HEADLINE
-from visionaudit.checks import REGISTRY
 from visionaudit.checks.hygiene import LeakedTestMetrics
 from visionaudit.context import Context
 from visionaudit.dataset import load_dataset
@@ -206,5 +205,3 @@ def test_in_the_evaluate_run(leaky):
     assert finding.severity.value == "warning" and finding.count == 6
     metrics = result.finding("metrics").evidence["splits"]["test"]["metrics"]
     assert finding.evidence["metrics"]["accuracy"]["original"] == metrics["accuracy"]
-    assert REGISTRY["evaluation.leaked_test_metrics"] is LeakedTestMetrics
-    assert "evaluation.leaked_test_metrics" in SUITES["evaluate"] and "evaluation.leaked_test_metrics" not in SUITES["scan"]

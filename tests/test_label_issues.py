@@ -18,12 +18,10 @@ import pytest
 from conftest import issues_frame, mnist_arrays, run_check
 from PIL import Image
 
-from visionaudit.checks import REGISTRY
 from visionaudit.checks.labels import LabelIssues, corrected_candidates
 from visionaudit.context import Context
 from visionaudit.dataset import read_folder
 from visionaudit.predictors import read_predictions
-from visionaudit.suites import SUITES, build_checks
 
 cleanlab_filter = pytest.importorskip("cleanlab.filter")
 cleanlab_rank = pytest.importorskip("cleanlab.rank")
@@ -175,12 +173,9 @@ def test_samples_without_predictions_or_labels_are_not_judged(noisy_mnist, tmp_p
     assert finding.evidence["unlabelled"] == 100 and finding.evidence["without_predictions"] == 3
 
 
-def test_no_predictions_no_finding_and_only_the_evaluate_suite_runs_it(noisy_mnist):
+def test_no_predictions_no_finding(noisy_mnist):
     ctx = Context(read_folder(noisy_mnist["root"]))
     assert run_check(LabelIssues(), ctx) == [] and issues_frame(ctx).empty
-    assert REGISTRY["labels.label_issues"] is LabelIssues
-    assert "labels.label_issues" not in SUITES["scan"]
-    assert LabelIssues in [type(c) for c in build_checks("evaluate")]
 
 
 def test_user_files_untouched(noisy_mnist, judged):

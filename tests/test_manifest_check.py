@@ -12,7 +12,6 @@ from conftest import coco_images, issues_frame, run_check
 from test_dataset_readers import make_photo_dir
 
 import visionaudit
-from visionaudit.checks import REGISTRY
 from visionaudit.checks.manifest import DuplicatePaths
 from visionaudit.context import Context
 from visionaudit.dataset import load_dataset
@@ -90,7 +89,3 @@ def test_coco_file_listed_under_two_image_ids_is_flagged(tmp_path: Path):
     [finding] = run_check(DuplicatePaths(), ctx)
     assert finding.samples == [names[0], f"{names[0]}@id 3"]
     assert finding.groups[0]["labels"] == [None, None]
-
-
-def test_check_is_registered():
-    assert REGISTRY["integrity.duplicate_paths"] is DuplicatePaths

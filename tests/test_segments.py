@@ -39,12 +39,10 @@ from conftest import issues_frame, mnist_arrays, run_check
 from PIL import Image
 from scipy import stats
 
-from visionaudit.checks import REGISTRY
 from visionaudit.checks.segments import WeakSegments, embedding_clusters
 from visionaudit.context import Context
 from visionaudit.dataset import Dataset, make_samples
 from visionaudit.predictors import Predictions, read_predictions
-from visionaudit.suites import SUITES
 
 pytest.importorskip("sklearn")
 
@@ -329,9 +327,3 @@ def test_without_predictions_or_labels_nothing_is_judged(digits):
     unlabelled = Dataset(dataset.samples.assign(label=None), source="x", format="manifest", metadata_columns=["scanner"])
     preds = Predictions([str(c) for c in range(10)], digits["probs"], digits["ids"].tolist())
     assert run_check(WeakSegments(), Context(unlabelled, predictions=preds)) == []
-
-
-def test_registered_in_the_evaluate_suite():
-    assert REGISTRY["segments.weak_segments"] is WeakSegments
-    assert "segments.weak_segments" in SUITES["evaluate"]
-    assert "segments.weak_segments" not in SUITES["scan"]

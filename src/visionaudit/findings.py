@@ -197,9 +197,7 @@ class Result:
     def judged(self, conditions: dict[str, dict[str, Any]]) -> Result:
         """This Result judged by other conditions (check id -> ``severity`` / ``max_count``, as in a
         config's ``checks``), from the checks' own severities: the same run, judged for CI or for
-        exploration (see :func:`visionaudit.suites.apply_conditions`)."""
-        from .suites import apply_conditions
-
+        exploration (see :func:`apply_conditions`)."""
         return replace(self, findings=apply_conditions(self.findings, conditions))
 
     def to_dict(self, tables: bool = True) -> dict[str, Any]:
@@ -330,3 +328,28 @@ def _frames_equal(a: pd.DataFrame | None, b: pd.DataFrame | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return table_to_dict(a) == table_to_dict(b)
+
+
+def apply_conditions(findings: list[Finding], conditions: dict[str, dict[str, Any]] | None) -> list[Finding]:
+    """The findings judged by ``conditions`` (check id -> settings; other keys are ignored).
+
+    Each finding starts from the severity its check gave (``check_severity``): ``severity`` replaces
+    it; ``max_count`` judges a finding that affects at most that many samples (or groups) as info,
+    tolerated. A check that crashed stays an error whatever the conditions say.
+
+    >>> f = Finding(check="quality.dark", issue="dark", title="Dark", severity="warning", message="2 dark", samples=["a", "b"])
+    >>> [g.severity.value for g in apply_conditions([f], {"quality.dark": {"max_count": 2}})]
+    ['info']
+    """
+    conditions = conditions or {}
+    out = []
+    for f in findings:
+        cond = conditions.get(f.check) or {}
+        severity = f.check_severity
+        if f.issue != "check_failed":
+            if cond.get("severity") is not None:
+                severity = Severity(cond["severity"])
+            if cond.get("max_count") is not None and f.count <= int(cond["max_count"]):
+                severity = Severity.INFO
+        out.append(replace(f, severity=severity))
+    return out

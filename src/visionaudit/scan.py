@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+import pandas as pd
+
 from . import __version__
 from .analyses import RunData
 from .context import Context
@@ -18,9 +20,16 @@ from .dataset import Dataset, load_dataset
 from .errors import ArgumentError
 from .features import default_cache_dir
 from .features.decode import DEFAULT_MAX_PIXELS
-from .findings import CheckOutput, Finding, Result, Severity, scores_table
+from .findings import (
+    CheckOutput,
+    Finding,
+    Result,
+    Severity,
+    apply_conditions,
+    scores_table,
+)
 from .predictors import PredictionPlan, read_predictions
-from .suites import apply_conditions, build_checks, load_config
+from .suites import build_checks, load_config
 
 
 def scan(
@@ -104,7 +113,7 @@ def run_suite(
     ctx = Context(data, predictions=preds, compare=other)
     outputs: list[CheckOutput] = []
     timings: dict[str, float] = {}
-    for check in build_checks(suite, cfg.get("checks")):
+    for check in build_checks(suite, cfg.get("checks"), task=dataset.task):
         t = time.perf_counter()
         try:
             outputs.append(check.run(ctx))
@@ -142,4 +151,16 @@ def run_suite(
             run_info["embedder"] = made.get("embedder", "builtin")
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
     return Result(findings=findings, issues=scores_table(outputs, ctx.sample_ids), features=features,
-                  dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {})
+                  dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {},
+                  object_issues=_object_scores(outputs, dataset))
+
+
+def _object_scores(outputs: list[CheckOutput], dataset: Dataset) -> pd.DataFrame | None:
+    """The scores table of the objects (one row per annotated object, by object id) when a check
+    judged objects; None otherwise."""
+    if not any(s.key == "object_id" for out in outputs for s in out.scores):
+        return None
+    ids = (pd.Index(dataset.objects["object_id"], name="object_id") if dataset.objects is not None
+           else pd.Index(sorted({i for out in outputs for s in out.scores if s.key == "object_id" for i in s.scores.index}),
+                         name="object_id"))
+    return scores_table(outputs, ids, key="object_id")

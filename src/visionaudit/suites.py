@@ -9,34 +9,59 @@ A config file (YAML or JSON) overrides the defaults::
     group_columns: [patient_id]
 
 Thresholds go to the check; ``severity`` and ``max_count`` are conditions applied to its findings
-after the run (:func:`apply_conditions`), so one run can be judged again with other conditions
+after the run (:func:`visionaudit.findings.apply_conditions`), so one run can be judged again with other conditions
 (:meth:`visionaudit.findings.Result.judged`) without running the checks again.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .checks import REGISTRY, Check
+from .checks import BUILTIN_CHECKS, Check, registry
 from .errors import SourceError
-from .findings import Finding, Severity
+from .findings import Severity
 
-#: Checks that judge a model's predictions; ``scan`` has none, so they run in ``evaluate`` only.
-EVALUATE_CHECKS = ["evaluation.metrics", "evaluation.small_test_set", "evaluation.calibration",
-                   "evaluation.overfitting", "labels.label_issues", "segments.weak_segments",
-                   "baselines.model_vs_baseline", "baselines.property_shortcut",
-                   "errors.confused_pairs", "errors.confident_errors", "evaluation.model_comparison",
-                   "evaluation.leaked_test_metrics"]
 
-SUITES: dict[str, list[str]] = {
-    "scan": [cid for cid in REGISTRY if cid not in EVALUATE_CHECKS],
-    "evaluate": EVALUATE_CHECKS,
-}
+def suite_checks(suite: str) -> list[str]:
+    """The ids of the checks a suite runs, in run order: every registered check (built-in or plugin,
+    :func:`visionaudit.checks.registry`) whose ``suites`` names it.
+
+    >>> suite_checks("evaluate")[:2]
+    ['evaluation.metrics', 'evaluation.small_test_set']
+    """
+    return [cid for cid, cls in registry().items() if suite in cls.suites]
+
+
+class _Suites(Mapping[str, list[str]]):
+    """suite name -> check ids, read from the registry when asked (so plugins loaded later count)."""
+
+    def __getitem__(self, suite: str) -> list[str]:
+        if suite not in self:
+            raise KeyError(suite)
+        return suite_checks(suite)
+
+    def __contains__(self, suite: object) -> bool:
+        return any(suite in cls.suites for cls in registry().values())
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[str, None] = {}
+        for cls in registry().values():
+            seen.update(dict.fromkeys(cls.suites))
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+#: The suites: ``scan`` judges the data, ``evaluate`` a model's predictions (``SUITES["scan"]``...).
+SUITES: Mapping[str, list[str]] = _Suites()
+#: The built-in checks that judge a model's predictions (the ``evaluate`` suite without plugins).
+EVALUATE_CHECKS = [c.id for c in BUILTIN_CHECKS if "evaluate" in c.suites]
 
 
 def load_config(path: str | os.PathLike | None) -> dict[str, Any]:
@@ -60,8 +85,9 @@ def load_config(path: str | os.PathLike | None) -> dict[str, Any]:
     if not isinstance(checks, dict):
         raise SourceError(str(p), "expected a mapping of check id -> settings", field="checks")
     for cid, settings in checks.items():
-        if cid not in REGISTRY:
-            raise SourceError(str(p), f"unknown check {cid!r}; known checks: {', '.join(sorted(REGISTRY))}", field=f"checks.{cid}")
+        if cid not in registry():
+            raise SourceError(str(p), f"unknown check {cid!r}; known checks: {', '.join(sorted(registry()))}",
+                              field=f"checks.{cid}")
         if not isinstance(settings, dict):
             raise SourceError(str(p), "expected a mapping of setting -> value", field=f"checks.{cid}")
         severity = settings.get("severity")
@@ -74,41 +100,21 @@ def load_config(path: str | os.PathLike | None) -> dict[str, Any]:
     return data
 
 
-def build_checks(suite: str = "scan", overrides: dict[str, dict[str, Any]] | None = None) -> list[Check]:
-    """Instantiate the suite's checks with per-check overrides; disabled checks are left out."""
+def build_checks(suite: str = "scan", overrides: dict[str, dict[str, Any]] | None = None,
+                 task: str | None = None) -> list[Check]:
+    """Instantiate the suite's checks with per-check overrides; disabled checks are left out, and so
+    are checks whose ``tasks`` do not include ``task`` (the dataset's :class:`~visionaudit.dataset.model.Task`;
+    None keeps every check)."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; known suites: {sorted(SUITES)}")
     overrides = overrides or {}
     checks = []
     for cid in SUITES[suite]:
+        cls = registry()[cid]
         settings = dict(overrides.get(cid, {}))
         if settings.pop("enabled", True) is False:
             continue
-        checks.append(REGISTRY[cid](**settings))
+        if task is not None and cls.tasks and str(task) not in cls.tasks:
+            continue
+        checks.append(cls(**settings))
     return checks
-
-
-def apply_conditions(findings: list[Finding], conditions: dict[str, dict[str, Any]] | None) -> list[Finding]:
-    """The findings judged by ``conditions`` (check id -> settings; other keys are ignored).
-
-    Each finding starts from the severity its check gave (``check_severity``): ``severity`` replaces
-    it; ``max_count`` judges a finding that affects at most that many samples (or groups) as info,
-    tolerated. A check that crashed stays an error whatever the conditions say.
-
-    >>> from visionaudit.findings import Finding
-    >>> f = Finding(check="quality.dark", issue="dark", title="Dark", severity="warning", message="2 dark", samples=["a", "b"])
-    >>> [g.severity.value for g in apply_conditions([f], {"quality.dark": {"max_count": 2}})]
-    ['info']
-    """
-    conditions = conditions or {}
-    out = []
-    for f in findings:
-        cond = conditions.get(f.check) or {}
-        severity = f.check_severity
-        if f.issue != "check_failed":
-            if cond.get("severity") is not None:
-                severity = Severity(cond["severity"])
-            if cond.get("max_count") is not None and f.count <= int(cond["max_count"]):
-                severity = Severity.INFO
-        out.append(replace(f, severity=severity))
-    return out

@@ -3,7 +3,8 @@
 Each analysis is a function of a :class:`RunData` (a dataset and what the decode pass measured of
 it) that memoises its result there: the duplicate index (:mod:`.duplicate_index`), copies across splits
 (:mod:`.leakage`), class counts per split (:mod:`.class_table`), the evaluated samples and their metrics
-(:mod:`.evaluation_data`, which needs predictions and so takes the :class:`~visionaudit.context.Context`),
+(:mod:`.evaluation_data`, which also needs the predictions: it takes anything with a dataset, predictions
+and a memo, such as the run's Context),
 and the one nearest-neighbour search (:mod:`.neighbours`). Predictors (cross-validation) read them
 before the Context exists; checks read them through the Context, which serves the same RunData.
 """

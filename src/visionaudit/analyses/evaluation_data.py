@@ -11,12 +11,11 @@ The checks that read it live in :mod:`visionaudit.checks.evaluation`, :mod:`~vis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from ..context import Context
 from ..metrics import (
     BootstrapResult,
     ClassificationReport,
@@ -24,6 +23,27 @@ from ..metrics import (
     classification_metrics,
 )
 from ..metrics.classification import _bin_index, _table_from_sums, _true_class_rank
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..dataset import Dataset
+    from ..predictors import Predictions
+
+T = TypeVar("T")
+
+
+class PredictedRun(Protocol):
+    """What the evaluation data is computed from: a dataset, the user's predictions and the run's memo
+    (the :class:`~visionaudit.context.Context` of a run is one)."""
+
+    @property
+    def dataset(self) -> Dataset: ...
+
+    @property
+    def predictions(self) -> Predictions | None: ...
+
+    def memo(self, key: Any, compute: Callable[[], T]) -> T: ...
 
 #: Split names tried, in order, as the split whose numbers a user reports.
 EVALUATION_SPLITS = ("test", "val")
@@ -56,7 +76,7 @@ class SplitData:
         return self.P.argmax(axis=1) == self.y
 
 
-def evaluated(ctx: Context) -> dict[str, SplitData]:
+def evaluated(ctx: PredictedRun) -> dict[str, SplitData]:
     """Labelled samples with a prediction, by split (train, val, test first); empty without predictions.
 
     >>> evaluated(ctx)["test"].n                                   # doctest: +SKIP
@@ -65,7 +85,7 @@ def evaluated(ctx: Context) -> dict[str, SplitData]:
     return ctx.memo("evaluation.data", lambda: _evaluated(ctx))
 
 
-def _evaluated(ctx: Context) -> dict[str, SplitData]:
+def _evaluated(ctx: PredictedRun) -> dict[str, SplitData]:
     preds = ctx.predictions
     if preds is None:
         return {}
@@ -97,7 +117,7 @@ def evaluation_split(data: dict[str, SplitData]) -> str | None:
     return None
 
 
-def evaluation_data(ctx: Context) -> SplitData | None:
+def evaluation_data(ctx: PredictedRun) -> SplitData | None:
     """The evaluated samples of :func:`evaluation_split` (its name is ``.split``), or None."""
     data = evaluated(ctx)
     name = evaluation_split(data)
@@ -227,7 +247,7 @@ class SplitMetrics:
     intervals: dict[str, BootstrapResult]
 
 
-def split_metrics(ctx: Context, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+def split_metrics(ctx: PredictedRun, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
                   top_k: tuple[int, ...] = (1, 5), n_bins: int = 15) -> dict[str, SplitMetrics]:
     """Metrics with CIs for every evaluated split, computed once per run and setting.
 
@@ -297,7 +317,7 @@ def with_ci(name: str, m: SplitMetrics) -> str:
     return f"{label} {value:.3f} (CI {ci.low:.3f}-{ci.high:.3f})"
 
 
-def metrics_tables(ctx: Context, **params: Any) -> dict[str, Any]:
+def metrics_tables(ctx: PredictedRun, **params: Any) -> dict[str, Any]:
     """The evaluate job's ``Result.stats``: long tables of metrics, per-class scores and calibration.
 
     ``metrics`` (split, metric, value, low, high, n), ``per_class`` (split, class, support, predicted,

@@ -1,4 +1,8 @@
-"""The check registry: adding a check is one class in its family's module and one line here."""
+"""The built-in checks, in run order, and the registry that plugins join.
+
+Adding a built-in check is one class in its family's module and one line here; a third-party check
+uses :func:`register` or the ``visionaudit.checks`` entry point (:mod:`visionaudit.checks.registry`).
+"""
 from __future__ import annotations
 
 from .balance import (
@@ -32,21 +36,26 @@ from .quality import (
                       OddSize,
                       Overexposed,
 )
+from .registry import REGISTRY, register, registry
 from .segments import WeakSegments
 
-REGISTRY: dict[str, type[Check]] = {cls.id: cls for cls in [
+#: The built-in checks in run order (scan's, then evaluate's); each is registered below.
+BUILTIN_CHECKS: tuple[type[Check], ...] = (
     DecodeErrors, WrongExtension, ExifRotation, ImageModes,
     Blurry, Dark, Overexposed, LowContrast, LowInformation, Noisy, JpegArtifacts, GrayscaleAsRgb, OddSize, OddAspectRatio,
     DuplicatePaths,
     ClassCounts, ClassImbalance, RareClasses, MissingClassInSplit, SplitLabelShift,
     ExactDuplicates, NearDuplicates, ConflictingDuplicateLabels, ExactSplitLeakage, NearSplitLeakage, GroupLeakage,
     Outliers,
-    LabelIssues,
     EvaluationMetrics, SmallTestSet, Calibration, Overfitting,
-    ConfusedPairs, ConfidentErrors,
+    LabelIssues,
     WeakSegments,
     ModelVsBaseline, PropertyShortcut,
+    ConfusedPairs, ConfidentErrors,
     ModelComparison, LeakedTestMetrics,
-]}
+)
+for _cls in BUILTIN_CHECKS:
+    register(_cls)
 
-__all__ = ["Check", "REGISTRY"]
+
+__all__ = ["BUILTIN_CHECKS", "REGISTRY", "Check", "register", "registry"]

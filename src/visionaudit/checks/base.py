@@ -10,7 +10,7 @@ from ..context import Context
 from ..findings import CheckOutput, Finding, Severity
 
 #: Config keys every check accepts besides its own thresholds: conditions the suite applies after the
-#: run (``severity``, ``max_count``; see :func:`visionaudit.suites.apply_conditions`) and ``enabled``.
+#: run (``severity``, ``max_count``; see :func:`visionaudit.findings.apply_conditions`) and ``enabled``.
 CONDITION_KEYS = frozenset({"severity", "max_count", "enabled"})
 
 
@@ -19,8 +19,9 @@ class Check:
 
     Subclasses set ``id`` (stable, dotted: ``family.name``), ``family``, ``title``, ``severity`` (the
     check's own judgement; the suite's conditions may change it afterwards), ``defaults`` (thresholds,
-    overridable per run), ``tasks`` (the dataset tasks it applies to; empty = all) and ``why``/``fix``
-    text, and implement :meth:`run`, which reads only the :class:`Context` and returns a
+    overridable per run), ``suites`` (the jobs that run it: ``scan``, ``evaluate``), ``tasks`` (the
+    dataset tasks it applies to, :class:`~visionaudit.dataset.model.Task` values; empty = all) and
+    ``why``/``fix`` text, and implement :meth:`run`, which reads only the :class:`Context` and returns a
     :class:`~visionaudit.findings.CheckOutput`: its findings (none when all is well) and a score and
     flag for every item it judged (``output.score(...)``), so users can rank and threshold on their own.
     """
@@ -30,6 +31,7 @@ class Check:
     title: ClassVar[str]
     severity: ClassVar[Severity] = Severity.WARNING
     defaults: ClassVar[dict[str, Any]] = {}
+    suites: ClassVar[tuple[str, ...]] = ("scan",)
     tasks: ClassVar[tuple[str, ...]] = ()
     why: ClassVar[str] = ""
     fix: ClassVar[str] = ""

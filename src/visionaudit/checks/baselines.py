@@ -175,6 +175,7 @@ def property_alone_accuracy(pp: PropertyPredictions) -> pd.DataFrame:
 class PropertyShortcut(Check):
     id = "baselines.property_shortcut"
     family = "baselines"
+    suites = ("evaluate",)
     title = "Image properties predict the label"
     severity = Severity.WARNING
     defaults = {"model": "boosting", "folds": 5, "min_gain": 0.10, "confidence": 0.95, "n_resamples": 2000,
@@ -254,6 +255,7 @@ def evaluation_rows(ctx: Context) -> tuple[np.ndarray, str]:
 class ModelVsBaseline(Check):
     id = "baselines.model_vs_baseline"
     family = "baselines"
+    suites = ("evaluate",)
     title = "Model not better than a trivial baseline"
     severity = Severity.WARNING
     defaults = {"confidence": 0.95, "n_resamples": 2000, "seed": 0, "property_model": "boosting", "folds": 5}

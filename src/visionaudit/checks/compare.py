@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from ..analyses.evaluation_data import (
     BOOTSTRAP_DEFAULTS,
@@ -81,6 +80,8 @@ def mcnemar_samples_needed(b: int, c: int, n: int, *, confidence: float = 0.95, 
     """
     if b == c:
         return None
+    from scipy.special import ndtri
+
     psi, d = (b + c) / n, (c - b) / n
     z_a, z_b = float(ndtri(0.5 + confidence / 2.0)), float(ndtri(power))
     return math.ceil((z_a * math.sqrt(psi) + z_b * math.sqrt(max(psi - d * d, 0.0))) ** 2 / (d * d) - 1e-9)
@@ -108,6 +109,7 @@ class ModelComparison(Check):
 
     id = "evaluation.model_comparison"
     family = "evaluation"
+    suites = ("evaluate",)
     title = "Comparison of two models on the same samples"
     severity = Severity.INFO
     defaults: ClassVar[dict[str, Any]] = {**BOOTSTRAP_DEFAULTS, "power": 0.8}

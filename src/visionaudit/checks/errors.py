@@ -36,6 +36,7 @@ class ConfusedPairs(Check):
 
     id = "errors.confused_pairs"
     family = "errors"
+    suites = ("evaluate",)
     title = "Most confused class pairs"
     severity = Severity.INFO
     defaults: ClassVar[dict[str, Any]] = {
@@ -111,6 +112,7 @@ class ConfidentErrors(Check):
 
     id = "errors.confident_errors"
     family = "errors"
+    suites = ("evaluate",)
     title = "Most confidently wrong predictions"
     severity = Severity.INFO
     defaults: ClassVar[dict[str, Any]] = {

@@ -44,6 +44,7 @@ from .base import Check
 class EvaluationMetrics(Check):
     id = "evaluation.metrics"
     family = "evaluation"
+    suites = ("evaluate",)
     title = "Model metrics with confidence intervals"
     severity = Severity.INFO
     defaults = {**BOOTSTRAP_DEFAULTS, "top_k": [1, 5], "n_bins": 15}
@@ -103,6 +104,7 @@ class EvaluationMetrics(Check):
 class SmallTestSet(Check):
     id = "evaluation.small_test_set"
     family = "evaluation"
+    suites = ("evaluate",)
     title = "Test set too small for the precision you need"
     severity = Severity.WARNING
     defaults = {"max_ci_halfwidth": 0.02, "confidence": 0.95}
@@ -136,6 +138,7 @@ class SmallTestSet(Check):
 class Calibration(Check):
     id = "evaluation.calibration"
     family = "evaluation"
+    suites = ("evaluate",)
     title = "Predicted probabilities are miscalibrated"
     severity = Severity.WARNING
     #: min_class_samples: a class's one-vs-rest ECE is reported only with this many samples of it; fewer
@@ -185,6 +188,7 @@ class Calibration(Check):
 class Overfitting(Check):
     id = "evaluation.overfitting"
     family = "evaluation"
+    suites = ("evaluate",)
     title = "Overfitting or underfitting"
     severity = Severity.WARNING
     defaults = {"max_gap": 0.05, "min_gain_over_majority": 0.10, **BOOTSTRAP_DEFAULTS}

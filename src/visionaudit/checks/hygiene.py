@@ -62,6 +62,7 @@ class LeakedTestMetrics(Check):
 
     id = "evaluation.leaked_test_metrics"
     family = "evaluation"
+    suites = ("evaluate",)
     title = "Test metrics inflated by copies of training images"
     severity = Severity.WARNING
     #: near_copies: also remove near duplicates (resized, re-encoded, cropped copies), not only exact ones.

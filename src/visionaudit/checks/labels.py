@@ -119,6 +119,7 @@ def duplicate_label_conflicts(ctx: Context, preds: Predictions) -> tuple[list[di
 class LabelIssues(Check):
     id = "labels.label_issues"
     family = "labels"
+    suites = ("evaluate",)
     title = "Likely label errors"
     severity = Severity.WARNING
     defaults = {"filter_by": "prune_by_noise_rate", "duplicates": True}

@@ -40,7 +40,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..context import Context
 from ..dataset.model import SAMPLE_COLUMNS
@@ -155,6 +154,8 @@ def embedding_clusters(ctx: Context, ids: np.ndarray, *, embedder: str = "builti
 
 
 def _wilson(correct: int, size: int, confidence: float) -> tuple[float, float]:
+    from scipy import stats
+
     ci = stats.binomtest(int(correct), int(size)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -175,6 +176,7 @@ class WeakSegments(Check):
 
     id = "segments.weak_segments"
     family = "segments"
+    suites = ("evaluate",)
     title = "Weak segments: slices where the model is less accurate"
     severity = Severity.WARNING
     defaults: ClassVar[dict[str, Any]] = {
@@ -338,6 +340,8 @@ class WeakSegments(Check):
         sizes = np.array([s.members.sum() for s in tested])
         hits = np.array([correct[s.members].sum() for s in tested])
         # Fisher's one-sided p: chance of this few correct in a slice of this size drawn from all samples.
+        from scipy import stats
+
         p = stats.hypergeom.cdf(hits, n, right, sizes)
         q = stats.false_discovery_control(p, method="bh")
         overall = right / n

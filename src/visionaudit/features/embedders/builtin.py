@@ -42,8 +42,9 @@ def structure_vectors(gray: np.ndarray) -> np.ndarray:
     """
     g = np.asarray(gray, dtype=np.float32)
     n = len(g)
-    dx = np.diff(g, axis=2)[:, :-1, :].reshape(n, -1)
-    dy = np.diff(g, axis=1)[:, :, :-1].reshape(n, -1)
+    dx = np.diff(g, axis=2)[:, :-1, :]
+    dy = np.diff(g, axis=1)[:, :, :-1]
+    dx, dy = dx.reshape(n, int(np.prod(dx.shape[1:]))), dy.reshape(n, int(np.prod(dy.shape[1:])))  # n may be 0
     v = np.concatenate([dx, dy], axis=1)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     return v / np.where(norms > 0, norms, 1.0)
@@ -51,7 +52,7 @@ def structure_vectors(gray: np.ndarray) -> np.ndarray:
 
 def intensity_vectors(gray: np.ndarray) -> np.ndarray:
     """(n, h, w) grayscale thumbnails as zero-mean, unit-norm rows (layout of light and dark)."""
-    g = np.asarray(gray, dtype=np.float32).reshape(len(gray), -1)
+    g = np.asarray(gray, dtype=np.float32).reshape(len(gray), int(np.prod(np.shape(gray)[1:])))
     g = g - g.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(g, axis=1, keepdims=True)
     return g / np.where(norms > 0, norms, 1.0)
