@@ -20,7 +20,7 @@ err = Console(stderr=True)
 
 @app.command()
 def scan(
-    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json or YOLO .yaml."),
+    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json, YOLO .yaml or Pascal VOC folder."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
     out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o", help="Folder for report.html and findings.json."),
     fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
@@ -66,7 +66,7 @@ def scan(
 
 @app.command()
 def evaluate(
-    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json or YOLO .yaml."),
+    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json, YOLO .yaml or Pascal VOC folder."),
     predictions: Optional[Path] = typer.Option(
         None, "--predictions", "-p",
         help="Model outputs: CSV/TSV/Parquet keyed by sample_id or path with one column per class, or .npy. "
@@ -209,3 +209,7 @@ def example_data(
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+if __name__ == "__main__":  # python -m visionaudit.cli
+    main()
