@@ -21,14 +21,15 @@ import visionaudit
 from visionaudit.features import decode
 from visionaudit.findings import Finding, Result, Severity
 from visionaudit.report import write_html, write_junit
-from visionaudit.report.html import (
+from visionaudit.report.charts import histogram_geometry
+from visionaudit.report.html import render_html
+from visionaudit.report.json import result_json
+from visionaudit.report.views.base import (
     MAX_GALLERY,
     MAX_GROUP_MEMBERS,
     MAX_GROUPS,
     property_histogram,
-    render_html,
 )
-from visionaudit.report.json import result_json
 from visionaudit.suites import SUITES
 
 WEIRD = "train/dog/we<ird & name>.jpg"
@@ -194,22 +195,25 @@ def test_property_finding_draws_histogram_with_cutoff(scanned):
 
 def test_property_histogram_geometry():
     h = property_histogram(np.array([1.0, 2, 3, 10]), 2.5, "below", "brightness")
-    assert not h["log"] and h["total"] == 4 and h["flagged"] == 2
+    assert not h.log and h.total == 4 and h.flagged == 2
     above = property_histogram(np.array([1.0, 2, 3, 10, np.nan]), 2.5, "above", "brightness")
-    assert above["flagged"] == 2 and above["total"] == 4
-    assert above["shade_x"] == above["cutoff_x"]
+    assert above.flagged == 2 and above.total == 4
+    drawn = histogram_geometry(above)
+    assert [s["x"] for s in drawn["shades"]] == [drawn["cutoff_x"]]
+    assert sum(b["count"] for b in drawn["bars"] if b["flagged"]) == 2
     spread = np.concatenate([[0.0, 0.0], np.geomspace(1, 1e4, 200)])
     h = property_histogram(spread, 50.0, "below", "sharpness")
-    assert h["log"] and h["nonpositive"] == 2
-    assert [t["label"] for t in h["ticks"]] == ["1", "10", "100", "1,000", "10,000"]
-    assert h["flagged"] == int((spread < 50).sum())
+    assert h.log and h.nonpositive == 2
+    drawn = histogram_geometry(h)
+    assert [t["label"] for t in drawn["ticks"]] == ["1", "10", "100", "1,000", "10,000"]
+    assert h.flagged == int((spread < 50).sum())
     # Evenly spaced ticks on a log axis: one decade is a constant width.
-    xs = [t["x"] for t in h["ticks"]]
+    xs = [t["x"] for t in drawn["ticks"]]
     assert np.allclose(np.diff(xs), np.diff(xs)[0], atol=0.15)
     assert property_histogram(np.array([np.nan]), 1.0, "below", "x") is None
     assert property_histogram(np.array([1.0, 2.0]), None, "below", "x") is None
     flat = property_histogram(np.full(10, 3.0), 3.0, "below", "x")
-    assert flat["total"] == 10 and flat["flagged"] == 0
+    assert flat.total == 10 and flat.flagged == 0
 
 
 def test_no_findings_and_bad_arguments(scanned, tmp_path):

@@ -14,7 +14,8 @@ from scipy import stats
 from test_report import DATA_URI, _section
 
 from visionaudit.findings import Finding, Severity
-from visionaudit.report.html import MAX_GROUP_MEMBERS, render_html
+from visionaudit.report.html import render_html
+from visionaudit.report.views.base import MAX_GROUP_MEMBERS
 
 #: One row of an evidence table: its cells' text, each after the cell's strip (if any).
 ROW = re.compile(r"<tr(?: class=\"(\w+)\")?>(.*?)</tr>", re.DOTALL)

@@ -70,7 +70,7 @@ def _imports(path: Path) -> list[tuple[str, ...]]:
 #: is gone so the entry is deleted with it.
 PENDING: dict[str, set[str]] = {
     # the report decodes the thumbnails the run did not hand it; they move into the decode pass
-    "report/html.py": {"features"},
+    "report/decode_fallback.py": {"features"},
 }
 
 

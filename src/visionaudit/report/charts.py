@@ -1,14 +1,22 @@
-"""Geometry of the evaluate report's small charts, in SVG user units; the template draws them.
+"""Geometry of the report's charts, in SVG user units; the template draws them.
 
-Like :func:`visionaudit.report.html.property_histogram`, each function turns numbers from a finding
-into coordinates and returns None when there is nothing to draw, so the page stays inline SVG with no
-plotting library and no script.
+Each function turns the numbers of a view's block (a histogram's bins, a reliability table, bars with
+CIs) into coordinates and returns None when there is nothing to draw, so the page stays inline SVG
+with no plotting library and no script. The axis helpers (:func:`symmetric_range`,
+:func:`zoomed_range`) are also what views use to choose an interval's axis.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .format import fmt_num
+
+if TYPE_CHECKING:
+    from .views.blocks import Histogram
 
 #: Bins with fewer samples are drawn faded: their accuracy is too noisy to read (one sample is 0 or 1).
 FEW = 10
@@ -184,3 +192,61 @@ def accuracy_bars(rows: Sequence[dict[str, Any]], *, width: float = 560.0) -> di
     bottom = top + len(rows) * row_h
     return {"rows": out, "ticks": [{"x": x(t), "v": f"{t:g}"} for t in (0.0, 0.25, 0.5, 0.75, 1.0)],
             "left": left, "right": left + w, "top": top, "bottom": bottom, "width": width, "height": bottom + 20.0}
+
+
+# Histogram plot area in SVG user units.
+_PLOT_W, _PLOT_H, _PLOT_LEFT, _PLOT_TOP = 760.0, 140.0, 48.0, 22.0
+
+
+def histogram_geometry(h: Histogram) -> dict[str, Any]:
+    """Bars, axis ticks, cut-off line(s) and the shaded flagged side(s) of a histogram block.
+
+    The x axis is the bins' own scale: logarithmic when the block's bins are (one decade is a constant
+    width). A two-sided histogram (``upper``) draws both cut-offs and shades below the first and above
+    the second.
+    """
+    t = [math.log10(e) if h.log else e for e in h.edges]
+    lo, hi = t[0], t[-1]
+    c = math.log10(h.cutoff) if h.log else h.cutoff
+    cu = None if h.upper is None else (math.log10(h.upper) if h.log else h.upper)
+
+    def x(val: float) -> float:
+        return round(_PLOT_LEFT + (val - lo) / (hi - lo) * _PLOT_W, 1)
+
+    top = max(max(h.counts, default=0), 1)
+    bars = []
+    for i, n in enumerate(h.counts):
+        height = 0.0 if n == 0 else max(1.5, n / top * _PLOT_H)
+        bars.append({"x": x(t[i]), "w": max(round(x(t[i + 1]) - x(t[i]) - 0.6, 1), 0.4),
+                     "y": round(_PLOT_TOP + _PLOT_H - height, 1), "h": round(height, 1), "count": int(n),
+                     "flagged": h.flagged_bins[i], "range": f"{fmt_num(h.edges[i])} to {fmt_num(h.edges[i + 1])}"})
+    cut_x = x(c)
+    below = h.direction == "below"
+    shades = [{"x": _PLOT_LEFT if below else cut_x,
+               "w": round((cut_x - _PLOT_LEFT) if below else (_PLOT_LEFT + _PLOT_W - cut_x), 1)}]
+    cuts = [{"x": cut_x, "label": f"cut-off {fmt_num(h.cutoff)}"}]
+    if cu is not None:
+        cuts.append({"x": x(cu), "label": f"upper cut-off {fmt_num(h.upper)}"})
+        shades.append({"x": x(cu), "w": round(_PLOT_LEFT + _PLOT_W - x(cu), 1)})
+    ticks = _log_ticks(lo, hi) if h.log else _linear_ticks(lo, hi)
+    return {
+        "bars": bars, "ticks": [{"x": x(tv), "label": label} for tv, label in ticks], "cutoff_x": cut_x,
+        "cuts": cuts, "shades": shades, "ymax": top,
+        "plot": {"left": _PLOT_LEFT, "top": _PLOT_TOP, "w": _PLOT_W, "h": _PLOT_H,
+                 "bottom": _PLOT_TOP + _PLOT_H, "right": _PLOT_LEFT + _PLOT_W,
+                 "width": _PLOT_LEFT + _PLOT_W + 16, "height": _PLOT_TOP + _PLOT_H + 24},
+    }
+
+
+def _linear_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
+    raw = (hi - lo) / 5
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.ceil(lo / step) * step
+    return [(float(t), fmt_num(round(float(t), 10))) for t in np.arange(start, hi + step * 1e-9, step)]
+
+
+def _log_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
+    decades = range(math.ceil(lo), math.floor(hi) + 1)
+    every = max(1, math.ceil(len(decades) / 8))  # keep labels from overlapping on a wide range
+    return [(float(e), fmt_num(10.0 ** e) if e >= -4 else f"1e{e}") for e in decades[::every]]
