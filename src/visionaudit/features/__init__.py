@@ -1,13 +1,12 @@
-"""Per-image features: one decode per image per run, in a worker pool, cached by file content."""
+"""Per-image features: one decode per image per run, on the run's executor, cached by file content."""
 from __future__ import annotations
 
 import functools
 import hashlib
 import os
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..engine import map_chunks
-from ..engine.local import default_workers
+from ..engine import Executor, make_executor, progress_bar
 from . import decode, hashing, properties
 from .cache import FeatureCache, default_cache_dir
 from .decode import (
@@ -26,7 +24,7 @@ from .decode import (
     WORK_SIZE,
     content_hash,
     ext_format,
-    measure_quietly,
+    measure_bytes,
     read_file,
 )
 
@@ -36,7 +34,7 @@ __all__ = ["FeatureRun", "compute_features", "default_cache_dir", "COLUMNS"]
 BATCH_ROWS = 4096
 #: Files per task sent to a worker, at most: each finished task wakes the main process, whose CPU
 #: time the workers then miss (5,000 benchmark JPEGs: main 0.31 s of CPU with 32 files a task, 0.24 s
-#: with 64). Fewer for small runs, so that every worker gets several tasks.
+#: with 64). The executor sends fewer to small runs, so that every worker gets several tasks.
 CHUNK_SIZE = 64
 
 
@@ -54,37 +52,30 @@ def _arrow_type(default: Any) -> pa.DataType:
 #: and to the table: through a DataFrame first, 5,000 rows cost the main process ~0.2 s more.
 SCHEMA = pa.schema([("path", pa.string()), *((name, _arrow_type(v)) for name, v in COLUMNS.items())])
 
-# Set in the parent before the pool starts; inherited by forked workers (or sent via initializer).
-_KNOWN_HASHES: frozenset[str] = frozenset()
-_SETTINGS: dict[str, int] = {"max_pixels": DEFAULT_MAX_PIXELS, "work_size": WORK_SIZE}
+
+@dataclass(frozen=True)
+class _Settings:
+    """What measuring any file needs (the executor's state, shipped once per worker): the content
+    hashes that have a cached row, and the decode settings."""
+
+    known: frozenset[str]
+    max_pixels: int
+    work_size: int
 
 
-def _init_worker(known: frozenset[str], settings: dict[str, int]) -> None:
-    global _KNOWN_HASHES, _SETTINGS
-    _KNOWN_HASHES = known
-    _SETTINGS = settings
-
-
-def _measure_chunk(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Rows for ``paths``, and (path, content hash) of the files whose content is already cached
-    (not decoded). Rows travel back as dicts: an Arrow batch of 32 rows costs more to build and
-    pickle than the dicts (~0.2 s of CPU per 5,000 images)."""
-    rows, cached = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for path in paths:
-            data, error_row = read_file(path)
-            if data is None:
-                row = error_row
-            else:
-                digest = content_hash(data)
-                if digest in _KNOWN_HASHES:
-                    cached.append((path, digest))
-                    continue
-                row = measure_quietly(data, ext_format=ext_format(path), digest=digest, **_SETTINGS)
-            row["path"] = path
-            rows.append(row)
-    return rows, cached
+def _measure_path(settings: _Settings, path: str) -> dict[str, Any] | str:
+    """The row of ``path``, or only its content hash when a cached row has that content. Rows travel
+    back as dicts: an Arrow batch costs more to build and pickle (~0.2 s of CPU per 5,000 images)."""
+    data, error_row = read_file(path)
+    if data is None:
+        row = error_row
+    else:
+        digest = content_hash(data)
+        if digest in settings.known:
+            return digest
+        row = measure_bytes(data, ext_format(path), settings.max_pixels, settings.work_size, digest)
+    row["path"] = path
+    return row
 
 
 @dataclass
@@ -143,26 +134,31 @@ def compute_features(
     progress: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     work_size: int = WORK_SIZE,
+    executor: Executor | None = None,
 ) -> FeatureRun:
     """Measure every distinct path once; reuse cached rows for files whose content was seen before.
 
     Unchanged files (same path, size, mtime and ctime as last time) are not even read; other files
-    are read and hashed, and decoded only if no cached row has their content hash.
+    are read and hashed, and decoded only if no cached row has their content hash. The work runs on
+    ``executor`` (default: :func:`~visionaudit.engine.make_executor` with ``workers``).
 
-    >>> run = compute_features(["a.jpg", "b.png"], cache_dir="/tmp/va-cache")   # doctest: +SKIP
-    >>> run.decoded, run.from_cache, run.table.loc["a.jpg", "brightness"]       # doctest: +SKIP
-    (2, 0, 0.41)
+    >>> paths = ["data/train/beach/beach_0000.jpg", "data/val/beach/beach_0011.jpg"]
+    >>> run = compute_features(paths, cache_dir="features-demo")
+    >>> run.decoded, run.from_cache, round(float(run.table.loc[paths[0], "brightness"]), 3), run.table["error_kind"].tolist()
+    (2, 0, 0.551, [None, 'truncated'])
+    >>> compute_features(paths, cache_dir="features-demo").from_cache     # unchanged files: not even read
+    2
 
     Returns a table indexed by path with the columns of :data:`COLUMNS`.
     """
     unique = list(dict.fromkeys(str(p) for p in paths))
-    settings = {"max_pixels": int(max_pixels), "work_size": int(work_size)}
     cache = FeatureCache(cache_dir or default_cache_dir(), _cache_key(work_size, max_pixels)) if use_cache else None
 
     # path -> content hash whose row is in the cache; path -> (size, mtime, ctime)
     resolved, stamps = cache.unchanged(unique) if cache is not None else ({}, {})
     todo = [p for p in unique if p not in resolved]
     known = frozenset(cache.known_hashes()) if (cache is not None and todo) else frozenset()
+    settings = _Settings(known, int(max_pixels), int(work_size))
 
     measured: list[pa.RecordBatch] = []
     unwritten: list[dict[str, Any]] = []
@@ -178,31 +174,29 @@ def compute_features(
                 writes.append(writer.submit(cache.append, pa.Table.from_batches([batch]).drop(["path"])))
         unwritten.clear()
 
-    def take(rows: list[dict[str, Any]], cached: list[tuple[str, str]]) -> None:
-        resolved.update(cached)
-        unwritten.extend(rows)
+    def take(row: dict[str, Any]) -> None:
+        unwritten.append(row)
         if len(unwritten) >= BATCH_ROWS:
             flush()
 
     try:
-        # A run of at most CHUNK_SIZE files is one task, measured in this process (no pool).
-        chunk = CHUNK_SIZE
-        if len(todo) > CHUNK_SIZE:
-            chunk = max(1, min(CHUNK_SIZE, len(todo) // (4 * (workers or default_workers()))))
-        for rows, cached in map_chunks(_measure_chunk, todo, workers=workers, chunk_size=chunk,
-                                        description="decoding images", progress=progress, initializer=_init_worker,
-                                        initargs=(known, settings)):
-            take(rows, cached)
-        _init_worker(frozenset(), settings)  # workers=1 ran in this process: drop its copy of the known hashes
+        with progress_bar(len(todo), "decoding images", progress) as advance:
+            for i, out in (executor or make_executor(workers)).map(_measure_path, todo, settings,
+                                                                   chunk_size=CHUNK_SIZE, progress=advance):
+                if isinstance(out, str):
+                    resolved[todo[i]] = out
+                else:
+                    take(out)
 
         if resolved:
             stored = cache.load_table(set(resolved.values()))
             stored_hashes = set() if stored is None else set(stored.column("content_hash").to_pylist())
             lost = [p for p, h in resolved.items() if h not in stored_hashes]
             if lost:  # rows vanished from the cache (deleted underneath us): measure now
+                anew = replace(settings, known=frozenset())
                 for p in lost:
                     del resolved[p]
-                take(*_measure_chunk(lost))
+                    take(_measure_path(anew, p))
         flush()
     finally:
         if writer is not None:
@@ -217,7 +211,7 @@ def compute_features(
         # (the same content may sit under another name).
         stored = stored.cast(pa.schema([SCHEMA.field(n) for n in stored.column_names]))
         first = pc.index_in(pa.array(list(resolved.values()), pa.string()), stored.column("content_hash"))
-        reused = stored.take(first).select(list(COLUMNS))
+        reused = stored.take(first).select(SCHEMA.names[1:])
         have = list(resolved)
         reused = reused.set_column(reused.column_names.index("ext_format"), "ext_format",
                                    pa.array([ext_format(p) for p in have], pa.string()))

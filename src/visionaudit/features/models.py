@@ -1,7 +1,8 @@
 """Run an image model (ONNX, TorchScript or a Python callable) over a dataset's images.
 
-Images are decoded and preprocessed in the worker pool (:func:`visionaudit.engine.map_chunks`);
-the model runs in this process on batches as they arrive. Outputs are cached on disk next to the
+Images are decoded and preprocessed on the run's executor (:mod:`visionaudit.engine`); the model
+runs in this process on batches as they arrive, and the executor starts decoding more only as
+batches are taken, so decoded inputs never pile up. Outputs are cached on disk next to the
 feature cache, keyed by (file content, model, preprocessing, output name), so a re-run decodes and
 infers nothing it has seen. An image that cannot be decoded gets a row of NaN and a reason, never
 an exception.
@@ -33,7 +34,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
-from ..engine import map_chunks
+from ..engine import Executor, make_executor, progress_bar
 from ..errors import ArgumentError, SourceError, VisionauditError
 from .cache import FeatureCache, default_cache_dir
 from .decode import DEFAULT_MAX_PIXELS, _to_rgb_or_l, content_hash, read_file
@@ -233,29 +234,26 @@ def prepare_bytes(data: bytes, spec: Preprocess, max_pixels: int = DEFAULT_MAX_P
             return None, f"cannot decode: {exc}"
 
 
-# Set in the parent before the pool starts; inherited by forked workers (or sent via initializer).
-_WORKER: dict[str, Any] = {"known": frozenset(), "spec": None, "max_pixels": DEFAULT_MAX_PIXELS}
+@dataclass(frozen=True)
+class _InputSettings:
+    """What preparing any image needs (the executor's state, shipped once per worker): the content
+    hashes whose outputs are cached, the preprocessing and the decode limit."""
+
+    known: frozenset[str]
+    spec: Preprocess
+    max_pixels: int
 
 
-def _init_worker(known: frozenset[str], spec: Preprocess, max_pixels: int) -> None:
-    _WORKER.update(known=known, spec=spec, max_pixels=max_pixels)
-
-
-def _prepare_chunk(paths: Sequence[str]) -> list[tuple[str, str | None, np.ndarray | None, str | None, bool]]:
-    """(path, content hash, input or None, error or None, already cached) per path."""
-    out = []
-    for path in paths:
-        data, error_row = read_file(path)
-        if data is None:
-            out.append((path, None, None, error_row["error"], False))
-            continue
-        digest = content_hash(data)
-        if digest in _WORKER["known"]:
-            out.append((path, digest, None, None, True))
-            continue
-        array, error = prepare_bytes(data, _WORKER["spec"], _WORKER["max_pixels"])
-        out.append((path, digest, array, error, False))
-    return out
+def _prepare_path(settings: _InputSettings, path: str) -> tuple[str | None, np.ndarray | None, str | None, bool]:
+    """(content hash, input or None, error or None, output already cached) of ``path``."""
+    data, error_row = read_file(path)
+    if data is None:
+        return None, None, error_row["error"], False
+    digest = content_hash(data)
+    if digest in settings.known:
+        return digest, None, None, True
+    array, error = prepare_bytes(data, settings.spec, settings.max_pixels)
+    return digest, array, error, False
 
 
 @dataclass
@@ -505,8 +503,10 @@ def run_model(
     progress: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     batch_size: int = BATCH_SIZE,
+    executor: Executor | None = None,
 ) -> ModelRun:
     """Run ``model`` on every distinct path once; reuse cached outputs of content seen before.
+    Images are decoded on ``executor`` (default: :func:`~visionaudit.engine.make_executor` with ``workers``).
 
     >>> run = run_model("m.onnx", paths, cache_dir="/tmp/va-cache")      # doctest: +SKIP
     >>> run.inferred, run.from_cache                                     # doctest: +SKIP
@@ -555,30 +555,29 @@ def run_model(
             cache.append(pd.DataFrame(pending, columns=["content_hash", "values", "error"]))
         pending.clear()
 
-    def take(items: list[tuple[str, str | None, np.ndarray | None, str | None, bool]]) -> None:
-        for path, digest, array, error, cached in items:
-            if digest is None:
-                errors[path] = error or "cannot read file"
-                continue
-            path_hash[path] = digest
-            if cached or digest in results or any(d == digest for d, _ in batch):
-                continue
-            counts["decoded"] += 1
-            if array is None:
-                results[digest] = (None, error)
-                pending.append({"content_hash": digest, "values": None, "error": error})
-            else:
-                batch.append((digest, array))
-                if len(batch) >= batch_size:
-                    infer()
-            if len(pending) >= FLUSH_ROWS:
-                flush()
+    def take(path: str, digest: str | None, array: np.ndarray | None, error: str | None, cached: bool) -> None:
+        if digest is None:
+            errors[path] = error or "cannot read file"
+            return
+        path_hash[path] = digest
+        if cached or digest in results or any(d == digest for d, _ in batch):
+            return
+        counts["decoded"] += 1
+        if array is None:
+            results[digest] = (None, error)
+            pending.append({"content_hash": digest, "values": None, "error": error})
+        else:
+            batch.append((digest, array))
+            if len(batch) >= batch_size:
+                infer()
+        if len(pending) >= FLUSH_ROWS:
+            flush()
 
-    initargs = (known, spec, int(max_pixels))
-    for items in map_chunks(_prepare_chunk, todo, workers=workers, chunk_size=CHUNK_SIZE,
-                            description=f"running {Path(loaded.name).name}", progress=progress,
-                            initializer=_init_worker, initargs=initargs):
-        take(items)
+    settings = _InputSettings(known, spec, int(max_pixels))
+    with progress_bar(len(todo), f"running {Path(loaded.name).name}", progress) as advance:
+        for i, prepared in (executor or make_executor(workers)).map(_prepare_path, todo, settings,
+                                                                    chunk_size=CHUNK_SIZE, progress=advance):
+            take(todo[i], *prepared)
     infer()
     from_cache = 0
     wanted = {h for h in path_hash.values() if h not in results}
@@ -591,11 +590,11 @@ def run_model(
                                error if isinstance(error, str) else None)
         lost = [p for p, h in path_hash.items() if h not in results]
         if lost:  # rows vanished from the cache underneath us: compute them now, in this process
-            _init_worker(frozenset(), spec, int(max_pixels))
-            take(_prepare_chunk(lost))
+            anew = replace(settings, known=frozenset())
+            for p in lost:
+                take(p, *_prepare_path(anew, p))
             infer()
         from_cache = sum(1 for p, h in path_hash.items() if h in stored.index)
-    _init_worker(frozenset(), spec, int(max_pixels))  # workers=1 ran here: drop its copy of the known hashes
     flush()
     if cache is not None:
         cache.update_path_index({p: (*stamps[p], h) for p, h in path_hash.items() if p in stamps})
