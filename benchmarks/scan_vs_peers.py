@@ -17,10 +17,17 @@ RSS of the subprocess and its workers (polled every 20 ms; pages shared after fo
 process, so it is an upper bound). Each tool runs ``--repeat`` rounds, interleaved, and its fastest
 round is reported (CleanVision runs once).
 
+``--cold-start`` measures something else: the whole process a user waits for, on 1,024 photo-like
+640 px JPEGs (crops of the COCO128 photos): ``visionaudit scan`` as a new process (imports, decode,
+checks, the report written to ``--out``) with an empty feature cache, against a new process running
+CleanVision's ``Imagelab(data_path).find_issues()`` and ``report()``; the two alternate, 5 runs
+each, and the medians and their ratio are printed (target >= 10x).
+
 Usage::
 
     python benchmarks/scan_vs_peers.py                       # 5,000 images, all tools
     python benchmarks/scan_vs_peers.py --n-images 10000 --workers 2 --skip-cleanvision
+    python benchmarks/scan_vs_peers.py --cold-start          # whole process, 1,024 640 px photos, 5 alternating runs
 """
 from __future__ import annotations
 
@@ -324,16 +331,141 @@ def _fmt_rp(v) -> str:
     return "n/a" if v is None else f"{v[0]:.2f}/{v[1]:.2f}"
 
 
+# --------------------------------------------------------------------------- cold start: whole processes
+
+PHOTOS_VERSION = 1
+#: CleanVision's whole process: import, find issues with its defaults, print its report.
+CLEANVISION_SCRIPT = """import sys
+from cleanvision import Imagelab
+lab = Imagelab(data_path=sys.argv[1])
+lab.find_issues()
+lab.report()
+"""
+
+
+def build_photos(out_dir: str | os.PathLike, n_images: int = 1024, seed: int = 0, long_side: int = 640) -> dict:
+    """``n_images`` photo-like JPEGs, long side ``long_side`` px, cut from the 256 COCO128 photos: each
+    photo in turn gives a random crop (55-100% of each side, aspect kept within 10%), mirrored half
+    of the time, resized with Lanczos and saved at quality 80-95 (grayscale photos stay grayscale).
+    Built once under ``out_dir`` (a ``photos.json`` records what was built) and reused."""
+    import numpy as np
+    from PIL import Image
+
+    from make_bench_data import COCO_DIR
+
+    target = Path(out_dir)
+    meta = {"version": PHOTOS_VERSION, "n_images": n_images, "seed": seed, "long_side": long_side}
+    marker = target / "photos.json"
+    images = target / "images"
+    if marker.exists() and json.loads(marker.read_text()).get("meta") == meta:
+        return json.loads(marker.read_text())
+    sources = sorted(COCO_DIR.glob("*/*.jpg"))
+    if not sources:
+        sys.exit(f"COCO128 photos not found under {COCO_DIR}")
+    shutil.rmtree(target, ignore_errors=True)
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    names = rng.permutation(n_images)  # neutral, shuffled file names
+    for i in range(n_images):
+        with Image.open(sources[i % len(sources)]) as src:
+            photo = src.convert("L" if src.mode == "L" else "RGB")
+        w, h = photo.size
+        sw = rng.uniform(0.55, 1.0)
+        sh = float(np.clip(sw * rng.uniform(0.9, 1.1), 0.5, 1.0))
+        cw, ch = max(1, round(w * sw)), max(1, round(h * sh))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        im = photo.crop((x, y, x + cw, y + ch))
+        if rng.random() < 0.5:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        scale = long_side / max(cw, ch)
+        im = im.resize((max(1, round(cw * scale)), max(1, round(ch * scale))), Image.Resampling.LANCZOS)
+        im.save(images / f"{names[i]:05d}.jpg", "JPEG", quality=int(rng.integers(80, 96)))
+    info = {"meta": meta, "images_dir": str(images), "sources": len(sources), "n": n_images}
+    marker.write_text(json.dumps(info, indent=1))
+    return info
+
+
+def _visionaudit_command() -> list[str]:
+    """The installed console script beside this interpreter (what a user runs), else ``python -m``."""
+    script = Path(sys.executable).parent / "visionaudit"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "visionaudit.cli"]
+
+
+def _timed_process(cmd: list[str], log: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system of the process and the children it waited for: its
+    worker pool) of one whole subprocess, stdout and stderr to ``log``; raises if it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(log, "wb") as fh:
+        started = time.perf_counter()
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if rc != 0:
+        raise RuntimeError(f"{cmd[:3]} exited {rc}:\n{log.read_text(errors='replace')[-4000:]}")
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def cold_start(args: argparse.Namespace) -> None:
+    """Whole-process runs, alternating visionaudit and CleanVision; medians and their ratio."""
+    import statistics
+
+    n = args.n_images or 1024
+    info = build_photos(args.data_dir + "-photos", n, args.seed)
+    images_dir = info["images_dir"]
+    for f in _image_files(images_dir):  # both tools start with the files in the OS page cache
+        Path(f).read_bytes()
+    work = Path(tempfile.mkdtemp(prefix="va-cold-"))
+    va_cmd = _visionaudit_command()
+    times: dict[str, list[float]] = {"visionaudit": [], "cleanvision": []}
+    cpus: dict[str, list[float]] = {"visionaudit": [], "cleanvision": []}
+    load0 = os.getloadavg()
+    try:
+        for round_ in range(args.repeat):
+            cache = work / f"cache-{round_}"  # a fresh, empty feature cache per run
+            out = work / f"report-{round_}"
+            t, c = _timed_process([*va_cmd, "scan", images_dir, "--out", str(out), "--cache-dir", str(cache),
+                                   "--fail-on", "never"], work / f"visionaudit-{round_}.log")
+            if not (out / "report.html").exists() or not (out / "findings.json").exists():
+                raise RuntimeError(f"visionaudit wrote no report to {out}")
+            times["visionaudit"].append(t)
+            cpus["visionaudit"].append(c)
+            t, c = _timed_process([sys.executable, "-c", CLEANVISION_SCRIPT, images_dir], work / f"cleanvision-{round_}.log")
+            times["cleanvision"].append(t)
+            cpus["cleanvision"].append(c)
+            print(f"  run {round_ + 1}: visionaudit {times['visionaudit'][-1]:.2f} s, "
+                  f"cleanvision {times['cleanvision'][-1]:.2f} s", file=sys.stderr)
+            shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()
+    va, cv = statistics.median(times["visionaudit"]), statistics.median(times["cleanvision"])
+    print(f"\ncold start, whole process: {n} photo-like JPEGs ({info['meta']['long_side']} px, from {info['sources']} "
+          f"COCO128 photos), {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {args.repeat} alternating runs "
+          f"each, a new process and an empty feature cache per run")
+    print(f"load average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
+          f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}")
+    print("visionaudit scan (report written): " + ", ".join(f"{t:.2f}" for t in times["visionaudit"]) + " s")
+    print("cleanvision find_issues + report:  " + ", ".join(f"{t:.2f}" for t in times["cleanvision"]) + " s")
+    va_cpu, cv_cpu = statistics.median(cpus["visionaudit"]), statistics.median(cpus["cleanvision"])
+    print(f"median: visionaudit {va:.2f} s, cleanvision {cv:.2f} s; whole process vs CleanVision: {cv / va:.1f}x "
+          f"(target >= 10x)  [cpu s, user+system with workers: visionaudit {va_cpu:.2f}, cleanvision {cv_cpu:.2f}, "
+          f"{cv_cpu / va_cpu:.1f}x]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-images", type=int, default=5000)
+    ap.add_argument("--n-images", type=int, default=None, help="default 5000 (--cold-start: 1024)")
     ap.add_argument("--workers", type=int, default=None, help="worker processes for every tool (default: all cores)")
     ap.add_argument("--data-dir", default="/tmp/visionaudit-bench", help="where the generated folder is cached")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-cleanvision", action="store_true")
     ap.add_argument("--phash-threshold", type=int, default=8, help="imagehash near-duplicate Hamming threshold")
     ap.add_argument("--only", nargs="*", choices=TOOLS, help="run only these tools")
-    ap.add_argument("--repeat", type=int, default=3, help="rounds per tool (fastest kept; CleanVision runs once)")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="rounds per tool (fastest kept; CleanVision runs once), default 3; --cold-start: runs of each, default 5")
+    ap.add_argument("--cold-start", action="store_true",
+                    help="whole processes instead: `visionaudit scan` (empty cache, report written) vs CleanVision's "
+                         "find_issues + report on 1,024 640 px photos, alternating --repeat times (default 5), medians")
     ap.add_argument("--per-image", action="store_true",
                     help="also time plain decode vs visionaudit's per-image measuring in one process (no pool, no checks)")
     ap.add_argument("--child", choices=[*TOOLS, "per_image"], help=argparse.SUPPRESS)
@@ -344,6 +476,12 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    if args.cold_start:
+        args.repeat = args.repeat or 5
+        cold_start(args)
+        return
+    args.n_images = args.n_images or 5000
+    args.repeat = args.repeat or 3
     workers = args.workers or len(os.sched_getaffinity(0))
     info = build(args.data_dir, args.n_images, args.seed)
     images_dir, truth = info["images_dir"], info["truth"]

@@ -20,8 +20,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .checks import BUILTIN_CHECKS, Check, registry
 from .errors import SourceError
 from .findings import Severity
@@ -73,6 +71,8 @@ def load_config(path: str | os.PathLike | None) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SourceError(str(p), f"cannot read config: {exc}") from exc
+    import yaml  # here: a scan without --config needs no YAML parser
+
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..engine.local import default_workers
 from ..errors import ArgumentError
@@ -486,6 +484,9 @@ def pair_groups(n: int, pairs: np.ndarray) -> list[np.ndarray]:
     p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if n == 0 or len(p) == 0:
         return []
+    from scipy.sparse import coo_matrix  # here: scipy.sparse costs ~0.2 s to import
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(p), np.int8), (p[:, 0], p[:, 1])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     order = np.argsort(labels, kind="stable")

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from scipy.special import ndtri
 
 from ..errors import ArgumentError
 
@@ -225,6 +223,8 @@ def bootstrap_ci(
     if method == "bca":
         if stratify is not None:
             raise ArgumentError("stratify", "given", "None with method='bca' (use method='percentile')")
+        from scipy import stats  # here, not at import: scipy.stats costs ~0.7 s to import
+
         row_elements = n * max(int(np.prod(a.shape[1:], dtype=np.int64)) for a in data)
         res = stats.bootstrap(
             (np.arange(n),),
@@ -339,6 +339,8 @@ def mcnemar(correct_a: Any, correct_b: Any, *, exact: bool | None = None) -> McN
     use_exact = (b + c < 25) if exact is None else bool(exact)
     if b + c == 0:
         return McNemarResult(b, c, 0.0, 1.0, use_exact)
+    from scipy import stats
+
     if use_exact:
         p = stats.binomtest(min(b, c), b + c, 0.5).pvalue
         return McNemarResult(b, c, float(min(b, c)), float(p), True)
@@ -349,6 +351,8 @@ def mcnemar(correct_a: Any, correct_b: Any, *, exact: bool | None = None) -> McN
 def _z(confidence: float) -> float:
     if not isinstance(confidence, (float, int)) or not 0.0 < confidence < 1.0:
         raise ArgumentError("confidence", confidence, "a number strictly between 0 and 1")
+    from scipy.special import ndtri
+
     return float(ndtri(0.5 + confidence / 2.0))
 
 

@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import softmax as _softmax
-from scipy.stats import rankdata
 
 from ..errors import ArgumentError
 
@@ -68,6 +66,8 @@ def as_probabilities(P: Any, *, from_logits: bool = False, name: str = "P") -> n
         bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise ArgumentError(f"{name}[{bad}]", arr[bad].tolist()[:5], "finite values (no NaN or inf)")
     if from_logits:
+        from scipy.special import softmax as _softmax
+
         return _softmax(arr, axis=1)
     if arr.min() < 0.0 or arr.max() > 1.0:
         bad = int(np.flatnonzero((arr < 0.0).any(axis=1) | (arr > 1.0).any(axis=1))[0])
@@ -197,6 +197,8 @@ def roc_auc_ovr(y: np.ndarray, P: np.ndarray) -> np.ndarray:
     onehot = y[:, None] == np.arange(k)[None, :]
     n_pos = onehot.sum(axis=0)
     n_neg = n - n_pos
+    from scipy.stats import rankdata
+
     ranks = rankdata(P, axis=0)
     rank_sum = (ranks * onehot).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
