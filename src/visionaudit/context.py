@@ -29,8 +29,8 @@ class Context:
     ``ctx.compare`` a second model's, judged against them. ``ctx.current`` is the dataset compared
     with this one (the reference) when a job has two: drift, monitoring windows.
 
-    >>> ctx = Context(load_dataset("data/"), group_columns=["patient_id"])   # doctest: +SKIP
-    >>> ctx.predictions = None                                               # doctest: +SKIP
+    >>> ctx = Context(load_dataset("manifest.csv"), group_columns=["patient_id"])
+    >>> ctx.predictions = None                                               # doctest: +ELLIPSIS
     Traceback (most recent call last):
     AttributeError: the Context of a run cannot be changed: ...
     """

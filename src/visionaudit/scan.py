@@ -49,10 +49,14 @@ def scan(
     ``source`` is a folder, a CSV/Parquet manifest, a COCO json (with ``images``) or a YOLO yaml.
     ``group_columns`` names metadata columns (patient, video...) that must not span splits.
 
-    >>> result = scan("data/")                                  # doctest: +SKIP
-    >>> [f.issue for f in result.findings]                      # doctest: +SKIP
-    ['truncated', 'near_duplicates', 'exact_split_leakage']
-    >>> result.issues.sort_values("blurry_score").head()        # doctest: +SKIP
+    >>> result = scan("data/")
+    >>> [f.issue for f in result.findings][:6]
+    ['zero_byte', 'truncated', 'wrong_extension', 'exif_rotation', 'blurry', 'dark']
+    >>> result.issues["blurry_score"].nsmallest(2).round(3)   # per-image scores in [0, 1], lower = worse
+    sample_id
+    train/beach/beach_0010.jpg    0.015
+    train/city/city_0014.jpg      0.985
+    Name: blurry_score, dtype: float64
     """
     return run_suite("scan", source, images=images, group_columns=group_columns, config=config, cache_dir=cache_dir,
                      use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels)
@@ -88,7 +92,9 @@ def run_suite(
     arguments of :meth:`visionaudit.predictors.from_model.ModelPredictor.prepare`: ``model``, ``preprocess``,
     ``classes``, ``output``) runs an image model over the dataset after the feature pass for the predictions.
 
-    >>> result = run_suite("scan", "data/")                     # doctest: +SKIP
+    >>> result = run_suite("scan", "data/", config={"checks": {"quality.blurry": {"severity": "error"}}})
+    >>> result.run_info["job"], result.finding("blurry").severity.value
+    ('scan', 'error')
     """
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -27,8 +27,11 @@ def load_dataset(
     - ``.json``: COCO instances file; ``images`` names the image folder (default: the json's folder)
     - ``.yaml`` / ``.yml``: YOLO data.yaml with train/val/test entries
 
-    >>> ds = load_dataset("data/")                                 # doctest: +SKIP
-    >>> ds = load_dataset("instances.json", images="images/")      # doctest: +SKIP
+    >>> load_dataset("data/").task.value
+    'classification'
+    >>> ds = load_dataset("instances.json", images="images/")
+    >>> ds.task.value, len(ds.samples), len(ds.objects)
+    ('detection', 5, 8)
     """
     if isinstance(source, Dataset):
         return source

@@ -120,8 +120,11 @@ def read_coco(path: str | os.PathLike, images: str | os.PathLike | None = None, 
     height >= 0 is an error, as is a malformed segmentation. Errors name the file and the JSON path
     of the bad value (``annotations[12].bbox``) or, for broken JSON, the line.
 
-    >>> ds = read_coco("annotations/instances_val2017.json", images="val2017/")  # doctest: +SKIP
-    >>> ds.objects.groupby("label").size().sort_values().tail(3)                  # doctest: +SKIP
+    >>> ds = read_coco("instances.json", images="images/")
+    >>> ds.objects.groupby("label").size().to_dict()
+    {'building': 4, 'tree': 4}
+    >>> ds.objects[["object_id", "x", "y", "w", "h"]].head(1).values.tolist()
+    [['000000.jpg#0', 30.0, 86.0, 91.0, 171.0]]
     """
     source = Path(path)
     data = _load(source)

@@ -39,8 +39,9 @@ def read_folder(root: str | os.PathLike) -> Dataset:
     first folder below a split (or below the root when there are no split folders) is the class
     label. Files are recognised by their image extension; what they really contain is checked later.
 
-    >>> ds = read_folder("data/")          # doctest: +SKIP
-    >>> ds.samples[["sample_id", "label", "split"]].head()  # doctest: +SKIP
+    >>> ds = read_folder("data/")
+    >>> ds.samples.loc[0, ["sample_id", "label", "split"]].tolist()
+    ['test/beach/beach_0000.jpg', 'beach', 'test']
     """
     root = Path(root).resolve()
     if not root.is_dir():

@@ -266,8 +266,9 @@ def read_manifest(path: str | os.PathLike) -> Dataset:
     own, with id ``<path>@line N``. The CSV delimiter is guessed from the header (comma, tab,
     semicolon or bar); ``.tsv`` is always tab-separated. Errors name the file, the line and the column.
 
-    >>> ds = read_manifest("manifest.csv")          # doctest: +SKIP
-    >>> ds.samples[["sample_id", "label", "split", "source_line"]].head()  # doctest: +SKIP
+    >>> ds = read_manifest("manifest.csv")
+    >>> ds.samples[["sample_id", "label", "split", "source_line", "patient_id"]].tail(2).values.tolist()
+    [['data/val/meadow/meadow_0000.jpg', 'meadow', 'val', 219, 'p108'], ['data/train/beach/beach_0014.jpg@line 220', 'city', 'test', 220, 'p900']]
     """
     source = Path(path)
     if source.suffix.lower() in PARQUET_SUFFIXES:
