@@ -59,13 +59,15 @@ def evaluate(
     whether B is significantly better or worse (paired bootstrap CIs, McNemar's exact test; see
     :mod:`visionaudit.checks.compare`). The other checks judge A.
 
-    >>> result = evaluate("data/", "preds.csv")                              # doctest: +SKIP
-    >>> result.stats["metrics"].query("split == 'test' and metric == 'accuracy'")  # doctest: +SKIP
-      split    metric  value    low   high    n
-    0  test  accuracy  0.884  0.856  0.912  500
-    >>> result.finding("small_test_set").message                            # doctest: +SKIP
-    >>> evaluate("data/", embedder="builtin", folds=5).run_info["predictions"]["source"]   # doctest: +SKIP
+    >>> result = evaluate("data/", "preds.csv")
+    >>> print(result.stats["metrics"].query("split == 'test' and metric == 'accuracy'").round(3).to_string(index=False))
+    split   metric  value   low  high  n
+     test accuracy  0.804 0.674 0.913 46
+    >>> result.finding("small_test_set").message     # doctest: +ELLIPSIS
+    'the test split has 46 samples with labels and predictions; a 95% CI of accuracy +-0.02 ... needs 1512 (now +-0.115)'
+    >>> evaluate("data/", embedder="builtin", folds=5).run_info["predictions"]["source"]
     '5-fold cross-validated logistic regression on builtin embeddings'
+
     ``model`` (instead of ``predictions``) is an image model visionaudit runs over the dataset: an
     ``.onnx`` file, a TorchScript file or a Python ``module:callable``, with ``preprocess`` (a
     :class:`~visionaudit.features.models.Preprocess`, dict or YAML/JSON file; default ImageNet) and
@@ -74,10 +76,10 @@ def evaluate(
     Outputs that are not probabilities are read as logits (softmax); ``run_info["predictions"]`` says
     ``method: model``. Outputs are cached with the features, so a re-run infers nothing new.
 
-    >>> evaluate("data/", model="m.onnx", model_classes="classes.txt").run_info["predictions"]["method"]  # doctest: +SKIP
+    >>> evaluate("data/", model="m.onnx", model_classes="classes.txt").run_info["predictions"]["method"]
     'model'
-    >>> evaluate("data/", "a.csv", compare="b.csv").finding("model_comparison").message   # doctest: +SKIP
-    'B (b.csv) is significantly better than A (a.csv) on the test split (500 samples): ...'
+    >>> evaluate("data/", "a.csv", compare="b.csv").finding("model_comparison").message   # doctest: +ELLIPSIS
+    'B (b.csv) is significantly better than A (a.csv) on the test split (46 samples): accuracy 1.000 vs 0.804, ...'
     """
     if compare is not None and predictions is None:
         raise ArgumentError("compare", str(compare), "given together with predictions (the model B is compared with)")

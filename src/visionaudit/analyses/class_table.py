@@ -57,9 +57,9 @@ class ClassTable:
 def class_table(data: RunData) -> ClassTable | None:
     """The run's :class:`ClassTable` (computed once, shared by the balance checks); None if unlabelled.
 
-    >>> table = class_table(data)                       # doctest: +SKIP
-    >>> table.counts.loc["cat", "test"], table.unit    # doctest: +SKIP
-    (12, 'images')
+    >>> table = class_table(data)
+    >>> table.counts.loc["meadow"].to_dict(), table.unit     # the example's rare class, none in test
+    ({'train': 3, 'val': 1, 'test': 0}, 'images')
     """
     return data.memo("balance.class_table", lambda: _build_class_table(data))
 

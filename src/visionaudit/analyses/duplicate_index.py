@@ -193,9 +193,10 @@ def duplicate_index(data: RunData, exact: dict[str, float] | None = None,
                     near: dict[str, float] | None = None) -> DuplicateIndex:
     """The run's :class:`DuplicateIndex` for these thresholds (computed once per distinct setting).
 
-    >>> index = duplicate_index(data)                     # doctest: +SKIP
-    >>> [index.ids[g].tolist() for g in index.near_groups()]   # doctest: +SKIP
-    [['train/a.jpg', 'val/a_small.jpg']]
+    >>> index = duplicate_index(data)
+    >>> [index.ids[g].tolist() for g in index.near_groups()]     # doctest: +NORMALIZE_WHITESPACE
+    [['train/city/city_0025.jpg', 'val/city/city_0007.jpg'],
+     ['train/forest/forest_0016.jpg', 'train/forest/forest_0038.jpg']]
     """
     exact = {**EXACT_DEFAULTS, **(exact or {})}
     near = {**NEAR_DEFAULTS, **(near or {})}

@@ -93,8 +93,8 @@ def copies_of(data: RunData, split: str, source: str = "train", *, exact: dict[s
     exact and near links (a test copy of a training image's exact twin is found). A near copy's sources are
     the ``source`` members of that chain; an exact copy's, those of its exact group.
 
-    >>> copies_of(data, "test")["test/p2_resaved.png"]                 # doctest: +SKIP
-    Copy(kind='exact', sources=['train/000000000025.jpg'], column=None, value=None)
+    >>> copies_of(data, "test")
+    {'test/beach/beach_0015.jpg': Copy(kind='exact', sources=['train/beach/beach_0012.jpg'], column=None, value=None)}
     """
     split_of = dict(zip(data.dataset.samples["sample_id"], data.dataset.samples["split"]))
     out: dict[str, Copy] = {}

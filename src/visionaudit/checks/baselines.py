@@ -90,7 +90,7 @@ def property_table(ctx: Context, rows: np.ndarray) -> pd.DataFrame:
     column per value of each categorical property; columns constant over these rows are dropped since
     they cannot tell classes apart.
 
-    >>> property_table(ctx, ctx.valid.to_numpy()).columns[:3].tolist()     # doctest: +SKIP
+    >>> property_table(ctx, ctx.valid.to_numpy()).columns[:3].tolist()
     ['width', 'height', 'megapixels']
     """
     feats = ctx.features[rows]
@@ -143,9 +143,9 @@ def property_predictions(ctx: Context, *, model: str = "boosting", folds: int = 
     group members and duplicates stay in one fold (:func:`visionaudit.predictors.crossval.make_folds`).
     None when fewer than two classes (or no varying property) remain.
 
-    >>> pp = property_predictions(ctx)                  # doctest: +SKIP
-    >>> pp.correct.mean()                               # cross-validated accuracy  # doctest: +SKIP
-    0.98
+    >>> pp = property_predictions(ctx)
+    >>> round(float(pp.correct.mean()), 3)        # cross-validated accuracy: the example's classes differ in colour
+    0.976
     """
     if model not in MODELS:
         raise ValueError(f"unknown property model {model!r}; expected one of {', '.join(MODELS)}")
@@ -239,9 +239,9 @@ def evaluation_rows(ctx: Context) -> tuple[np.ndarray, str]:
     Labelled samples with a prediction in the test split; if there are none, in val; else all of them
     (named ``"all"``). Needs ``ctx.predictions``.
 
-    >>> rows, split = evaluation_rows(ctx)          # doctest: +SKIP
-    >>> split, int(rows.sum())                      # doctest: +SKIP
-    ('test', 1000)
+    >>> rows, split = evaluation_rows(ctx)
+    >>> split, int(rows.sum())
+    ('test', 46)
     """
     samples = ctx.dataset.samples
     judged = ctx.predictions.label_index(samples["label"]) >= 0

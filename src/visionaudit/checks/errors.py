@@ -30,8 +30,8 @@ from .base import Check
 class ConfusedPairs(Check):
     """The most frequent (true class -> predicted class) confusions, each a group of example samples.
 
-    >>> [(g["true"], g["predicted"], g["count"]) for g in ConfusedPairs().run(ctx)[0].groups]  # doctest: +SKIP
-    [('4', '9', 14), ('7', '2', 9)]
+    >>> [(g["true"], g["predicted"], g["count"]) for g in ConfusedPairs().run(ctx).findings[0].groups]
+    [('beach', 'forest', 3), ('beach', 'meadow', 2)]
     """
 
     id = "errors.confused_pairs"
@@ -106,8 +106,9 @@ class ConfidentErrors(Check):
     ``evidence["worst"]`` lists up to ``top`` of them with the given label, the predicted label, the
     probability of the predicted class and that of the given label.
 
-    >>> ConfidentErrors().run(ctx)[0].evidence["worst"][0]      # doctest: +SKIP
-    {'sample_id': 'test/4/01234.png', 'given_label': '4', 'predicted_label': '9', 'probability': 0.998, ...}
+    >>> worst = ConfidentErrors().run(ctx).findings[0].evidence["worst"][0]
+    >>> [str(worst[k]) for k in ("sample_id", "given_label", "predicted_label", "probability", "given_probability")]
+    ['test/city/city_0003.jpg', 'city', 'forest', '0.7262', '0.2204']
     """
 
     id = "errors.confident_errors"

@@ -56,8 +56,9 @@ class LeakedTestMetrics(Check):
     de-leaked ones (value, low, high) and their difference. Records ``copied_from_train`` for every
     evaluated sample of the split.
 
-    >>> LeakedTestMetrics().run(ctx)[0].evidence["metrics"]["accuracy"]     # doctest: +SKIP
-    {'original': {'value': 0.91, ...}, 'deleaked': {'value': 0.87, ...}, 'inflation': 0.04}
+    >>> accuracy = LeakedTestMetrics().run(ctx).findings[0].evidence["metrics"]["accuracy"]
+    >>> {k: round(v["value"], 3) for k, v in accuracy.items() if k != "inflation"}, round(accuracy["inflation"], 4)
+    ({'original': 0.804, 'deleaked': 0.8}, 0.0043)
     """
 
     id = "evaluation.leaked_test_metrics"

@@ -62,9 +62,11 @@ def duplicate_label_conflicts(ctx: Context, preds: Predictions) -> tuple[list[di
     original first) with its ``cluster`` id (``exact-1``, ``near-2``...), the ``suggested_label`` and
     where it came from (``suggested_by``: ``model``, ``majority`` or ``none`` on a tie).
 
-    >>> groups, rows = duplicate_label_conflicts(ctx, ctx.predictions)   # doctest: +SKIP
-    >>> groups[0]["cluster"], groups[0]["labels"], groups[0]["suggested_label"]   # doctest: +SKIP
-    ('near-1', ['3', '5'], '3')
+    >>> groups, rows = duplicate_label_conflicts(ctx, ctx.predictions)
+    >>> groups[0]["cluster"], groups[0]["samples"], groups[0]["labels"], groups[0]["suggested_label"]
+    ('exact-1', ['train/beach/beach_0021.jpg', 'train/forest/forest_0036.jpg'], ['beach', 'forest'], 'beach')
+    >>> list(rows)
+    ['train/forest/forest_0036.jpg']
     """
     index = duplicate_index(ctx)
     links = np.concatenate([index.exact_pairs, index.near_pairs]).reshape(-1, 2)
@@ -218,9 +220,11 @@ def corrected_candidates(finding: Finding) -> pd.DataFrame:
 
     A renderer writes it next to the report; the user's own labels are never changed.
 
-    >>> table = corrected_candidates(result.finding("label_issues"))     # doctest: +SKIP
-    >>> table.columns.tolist()                                           # doctest: +SKIP
+    >>> table = corrected_candidates(result.finding("label_issues"))
+    >>> table.columns.tolist()
     ['sample_id', 'path', 'given_label', 'suggested_label', 'score', 'reason', 'duplicate_cluster', 'duplicate_members']
+    >>> table[["sample_id", "given_label", "suggested_label", "score"]].head(2).values.tolist()
+    [['train/beach/beach_0022.jpg', 'beach', 'city', 0.0082], ['val/forest/forest_0008.jpg', 'forest', 'beach', 0.0319]]
     """
     rows = [{**r, "duplicate_members": ";".join(r.get("duplicate_members") or [])}
             for r in finding.evidence.get("candidates", [])]

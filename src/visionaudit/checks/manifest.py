@@ -21,8 +21,10 @@ class DuplicatePaths(Check):
     source order, with their labels and splits, so a disagreement shows at once.
 
     >>> from visionaudit import scan
-    >>> scan("manifest.csv").finding("duplicate_manifest_path").groups[0]   # doctest: +SKIP
-    {'samples': ['a.jpg', 'a.jpg@line 5'], 'path': '/data/a.jpg', 'labels': ['cat', 'dog'], 'splits': ['train', 'test']}
+    >>> group = scan("manifest.csv").finding("duplicate_manifest_path").groups[0]
+    >>> group["samples"], group["labels"], group["splits"]     # doctest: +NORMALIZE_WHITESPACE
+    (['data/train/beach/beach_0014.jpg', 'data/train/beach/beach_0014.jpg@line 220'], ['beach', 'city'],
+     ['train', 'test'])
     """
 
     id = "integrity.duplicate_paths"

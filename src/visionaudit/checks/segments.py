@@ -120,9 +120,9 @@ def embedding_clusters(ctx: Context, ids: np.ndarray, *, embedder: str = "builti
     """Cluster the ``embedder`` embeddings of the samples ``ids`` with k-means (k from :func:`cluster_count`),
     computed once per run and setting.
 
-    >>> clusters = embedding_clusters(ctx, ctx.sample_ids.to_numpy())      # doctest: +SKIP
-    >>> clusters.k, np.bincount(clusters.labels[clusters.labels >= 0])[:3]  # doctest: +SKIP
-    (20, array([131, 129, 122]))
+    >>> clusters = embedding_clusters(ctx, ctx.sample_ids.to_numpy())      # 216 embeddings: k = 2
+    >>> clusters.k, np.bincount(clusters.labels[clusters.labels >= 0])
+    (2, array([151,  65]))
     """
     ids = np.asarray(ids).astype(str)
     key = ("segments.clusters", embedder, cluster_size, max_clusters, seed, n_init, typical, tuple(ids))
@@ -169,9 +169,10 @@ class WeakSegments(Check):
     ``embedder`` and ``typical`` members (nearest its centre); ``evidence["slices"]``
     is the table of all slices tested and ``evidence["skipped"]`` says which were not, and why.
 
-    >>> ctx = Context(dataset, predictions=read_predictions("preds.csv", dataset))  # doctest: +SKIP
-    >>> [g["slice"] for g in WeakSegments(properties=()).run(ctx)[0].groups]        # doctest: +SKIP
-    ['scanner = C']
+    >>> manifest = load_dataset("manifest.csv")     # a camera column; the model of preds.csv is worse on camera C
+    >>> ctx = Context(manifest, predictions=read_predictions("preds.csv", manifest))
+    >>> [(g["slice"], g["size"], round(g["accuracy"], 3)) for g in WeakSegments(properties=()).run(ctx).findings[0].groups]
+    [('camera = C', 72, 0.472), ('cluster 2 of 2', 67, 0.612)]
     """
 
     id = "segments.weak_segments"

@@ -42,9 +42,9 @@ def read_predictions(path: str | os.PathLike, dataset: Dataset, *,
     probabilities (non-negative rows summing to 1); ``"auto"`` reads probabilities when every row is
     one, logits when most rows are not (said in a note), and reports the bad rows otherwise.
 
-    >>> preds = read_predictions("preds.csv", load_dataset("data/"))     # doctest: +SKIP
-    >>> preds.classes, preds.probs.shape                                 # doctest: +SKIP
-    (['cat', 'dog'], (120, 2))
+    >>> preds = read_predictions("preds.csv", load_dataset("data/"))
+    >>> preds.classes, preds.probs.shape, preds.missing
+    (['beach', 'city', 'forest', 'meadow'], (218, 4), 0)
     """
     if from_logits not in (True, False, "auto"):
         raise ArgumentError("from_logits", from_logits, "True, False or 'auto'")

@@ -23,8 +23,8 @@ from .predictions import Predictions
 def read_class_names(path: str | os.PathLike) -> list[str]:
     """Class names, one per line (the model's output columns in order); blank lines at the end ignored.
 
-    >>> read_class_names("classes.txt")          # doctest: +SKIP
-    ['cat', 'dog']
+    >>> read_class_names("classes.txt")
+    ['beach', 'city', 'forest', 'meadow']
     """
     p = Path(path)
     try:
@@ -53,8 +53,11 @@ def output_classes(width: int, dataset: Dataset, *, source: str, classes: list[s
     ``classes_source``), else the dataset's sorted labels when there are as many; every label of the
     dataset must be among them. Errors name both numbers.
 
-    >>> output_classes(1000, dataset, source="model m.onnx")      # doctest: +SKIP
-    SourceError: model m.onnx: the model gives 1000 outputs per image but the dataset has 8 labels: ...
+    >>> output_classes(4, dataset, source="model m.onnx")
+    ['beach', 'city', 'forest', 'meadow']
+    >>> output_classes(1000, dataset, source="model m.onnx")      # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    visionaudit.errors.SourceError: model m.onnx: the model gives 1000 outputs per image but the dataset has 4 labels: ...
     """
     labels = sorted({str(v) for v in dataset.samples["label"].dropna()} | set(dataset.classes or []))
     if classes is None:
@@ -81,7 +84,10 @@ def predictions_from_outputs(values: np.ndarray, dataset: Dataset, *, source: st
     Columns are named by :func:`output_classes`; rows that are not probabilities are read as logits
     as in :func:`read_predictions`.
 
-    >>> preds = predictions_from_outputs(logits, dataset, source="model m.onnx")   # doctest: +SKIP
+    >>> logits = np.tile([2.0, 0.0, 0.0, -1.0], (len(dataset.samples), 1))
+    >>> preds = predictions_from_outputs(logits, dataset, source="model m.onnx")
+    >>> preds.classes, preds.probs[0].round(3).tolist()
+    (['beach', 'city', 'forest', 'meadow'], [0.757, 0.102, 0.102, 0.038])
     """
     classes = output_classes(values.shape[1], dataset, source=source, classes=classes, classes_source=classes_source)
     has = np.isfinite(values).all(axis=1)
@@ -103,9 +109,10 @@ class ModelPredictor:
     names that do not fit fail first; :meth:`predict` then runs the model (cached) and turns its
     outputs into :class:`~visionaudit.predictors.predictions.Predictions`.
 
-    >>> predictor = ModelPredictor.prepare(dataset, "m.onnx", classes="classes.txt")   # doctest: +SKIP
-    >>> predictor.predict(dataset).source                                             # doctest: +SKIP
-    "model m.onnx (output 'output')"
+    >>> predictor = ModelPredictor.prepare(dataset, "m.onnx", classes="classes.txt")
+    >>> preds = predictor.predict(dataset)
+    >>> preds.source, preds.notes[-1]
+    ("model m.onnx (output 'output')", '2 of 218 samples have no model output (the image did not decode)')
     """
 
     model: Model
