@@ -4,6 +4,8 @@ Collected here, so the README's test command (and CI) runs them:
 
 - the docstring examples (``>>>``) of every module under ``src/visionaudit``, one test per module
   (:class:`doctest.DocTestFinder`); a module whose optional dependency is absent is skipped, naming it;
+  an example that cannot run here (weights to download, a GPU) keeps a per-line ``# doctest: +SKIP``
+  after a comment saying why, which :func:`test_every_skipped_example_says_why` enforces;
 - the ```` ```python ```` blocks of README.md and docs/*.md, one test per block, each run as a script
   (then :data:`AFTER` checks what it made); a block preceded by ``<!-- not run: why -->`` is skipped
   with that reason.
@@ -262,6 +264,21 @@ def test_docstring_examples(name, namespace):
         runner.run(test, out=out.write)
     failed, attempted = runner.summarize(verbose=False)
     assert not failed, f"{failed} of {attempted} examples in {name} failed:\n{out.getvalue()}"
+
+
+SKIP_DIRECTIVE = re.compile(r"#\s*doctest:.*\+SKIP")
+
+
+def test_every_skipped_example_says_why():
+    """No blanket skipping: a ``+SKIP`` example line has a comment before the directive saying why
+    (``>>> emb = get_embedder("timm:resnet18")   # downloads weights  # doctest: +SKIP``)."""
+    silent = []
+    for path in sorted(SRC.rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = SKIP_DIRECTIVE.search(line)
+            if found and "#" not in line[: found.start()].split(">>>", 1)[-1]:
+                silent.append(f"{path.relative_to(SRC)}:{number}")
+    assert not silent, f"examples skipped without saying why: {silent}"
 
 
 # --- README.md and docs/*.md ------------------------------------------------------------------------

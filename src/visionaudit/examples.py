@@ -182,9 +182,12 @@ def make_example_dataset(target: str | os.PathLike, seed: int = 0) -> dict[str, 
     where sample ids are paths relative to ``target`` (as ``visionaudit.scan`` names them); for
     duplicates and copies the original comes first; problems of the class counts list no files.
 
-    >>> info = make_example_dataset("/tmp/va-example")          # doctest: +SKIP
-    >>> info["images"], info["planted"][:2]                     # doctest: +SKIP
-    (218, ['exact_duplicate', 'near_duplicate'])
+    >>> info = make_example_dataset("example")
+    >>> info["images"], info["planted"][:2], info["planted_files"]["blurry"]
+    (218, ['exact_duplicate', 'near_duplicate'], ['train/beach/beach_0010.jpg'])
+    >>> make_example_dataset("example")                    # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    visionaudit.errors.ArgumentError: invalid target='example': expected a folder that does not exist yet or is empty...
     """
     target = Path(target)
     _check_target(target)

@@ -56,9 +56,12 @@ def _write_atomic(table: pa.Table, target: Path) -> None:
 class FeatureCache:
     """Content-keyed store of feature rows (one per distinct file content).
 
-    >>> cache = FeatureCache("/tmp/va-cache", "v1-w128")          # doctest: +SKIP
-    >>> cache.load({"3f2a..."}).columns[:3].tolist()               # doctest: +SKIP
-    ['content_hash', 'file_size', 'error_kind']
+    >>> from visionaudit.features.decode import measure_file
+    >>> cache = FeatureCache("cache-demo", "v1-w128")
+    >>> row = measure_file("data/train/beach/beach_0000.jpg")
+    >>> cache.append(pd.DataFrame([row]))
+    >>> cache.load({row["content_hash"]}).columns[:3].tolist(), len(cache.known_hashes())
+    (['content_hash', 'file_size', 'error_kind'], 1)
     """
 
     def __init__(self, cache_dir: str | os.PathLike, key: str, kind: str = "features"):

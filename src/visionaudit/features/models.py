@@ -19,9 +19,9 @@ orientation by default (``exif_transpose=False``) because the common training lo
 (torchvision's ``ImageFolder``, timm, Keras) do not either: the model sees the pixels the way it
 saw its training images.
 
->>> run = run_model("mobilenetv2.onnx", ["a.jpg", "b.jpg"], output="output")   # doctest: +SKIP
->>> run.outputs.shape, run.inferred                                            # doctest: +SKIP
-((2, 1000), 2)
+>>> run = run_model("m.onnx", ["data/train/city/city_0000.jpg", "data/train/forest/forest_0000.jpg"], output="output")
+>>> run.outputs.shape, run.outputs.argmax(axis=1).tolist()
+((2, 4), [0, 2])
 """
 from __future__ import annotations
 
@@ -318,8 +318,9 @@ def load_model(spec: str | os.PathLike, output: str | None = None, *, prefer_out
     of a returned tuple); without it, ``prefer_output`` if the model has an output of that name,
     else the first. ``torch_input`` forces a callable to get torch tensors (True) or numpy arrays.
 
-    >>> load_model("mobilenetv2.onnx", "embedding").outputs        # doctest: +SKIP
-    ['output', 'embedding']
+    >>> model = load_model("m.onnx", "embedding")
+    >>> model.kind, model.outputs, model.output
+    ('onnx', ['output', 'embedding'], 'embedding')
     """
     s = str(spec)
     kind = model_kind(s)
@@ -508,9 +509,12 @@ def run_model(
     """Run ``model`` on every distinct path once; reuse cached outputs of content seen before.
     Images are decoded on ``executor`` (default: :func:`~visionaudit.engine.make_executor` with ``workers``).
 
-    >>> run = run_model("m.onnx", paths, cache_dir="/tmp/va-cache")      # doctest: +SKIP
-    >>> run.inferred, run.from_cache                                     # doctest: +SKIP
-    (128, 0)
+    >>> paths = dataset.samples["path"].tolist()
+    >>> run = run_model("m.onnx", paths, cache_dir="model-cache")
+    >>> run.outputs.shape, run.inferred, run.from_cache      # 2 files do not decode, 3 repeat another's bytes
+    ((218, 4), 213, 0)
+    >>> run_model("m.onnx", paths, cache_dir="model-cache").inferred
+    0
     """
     loaded = model if isinstance(model, Model) else load_model(model, output)
     spec = Preprocess.from_config(preprocess if preprocess is not None else loaded.preprocess)

@@ -57,8 +57,8 @@ def write_html(
     """Write the self-contained HTML report and return its path.
 
     >>> from visionaudit import scan
-    >>> result = scan("data/")                                   # doctest: +SKIP
-    >>> write_html(result, "out/report.html")                    # doctest: +SKIP
+    >>> result = scan("data/")
+    >>> write_html(result, "out/report.html")
     PosixPath('out/report.html')
     """
     path = Path(path)

@@ -27,8 +27,10 @@ def write_junit(result: Result, path: str | os.PathLike, *, fail_on: str = "warn
 
     ``fail_on`` ('error', 'warning' or 'never') is the least severe finding reported as a failure.
 
-    >>> write_junit(scan("data/"), "out/visionaudit.xml")          # doctest: +SKIP
-    PosixPath('out/visionaudit.xml')
+    >>> from visionaudit import scan
+    >>> path = write_junit(scan("data/"), "out/visionaudit.xml")
+    >>> path, path.read_text().count("<failure")          # one failed test case per error or warning finding
+    (PosixPath('out/visionaudit.xml'), 23)
     """
     if fail_on not in _FAIL_ON:
         raise ValueError(f"invalid fail_on={fail_on!r}: expected one of {', '.join(_FAIL_ON)}")

@@ -70,8 +70,14 @@ def save_run(result: Result, out: str | os.PathLike, thumbnails: dict[str, bytes
 def load_run(run_dir: str | os.PathLike) -> tuple[Result, dict[str, bytes]]:
     """The Result saved in ``run_dir`` by :func:`save_run`, and its thumbnails (empty if none were saved).
 
-    >>> result, thumbnails = load_run("visionaudit-report")          # doctest: +SKIP
-    >>> result.issues.sort_values("label_issues_score").head()       # doctest: +SKIP
+    >>> saved, thumbnails = load_run("visionaudit-report")     # what save_run(result, ...) wrote
+    >>> saved == result, len(thumbnails)
+    (True, 0)
+    >>> saved.issues["label_issues_score"].nsmallest(2)
+    sample_id
+    train/beach/beach_0022.jpg    0.0082
+    val/forest/forest_0008.jpg    0.0319
+    Name: label_issues_score, dtype: float64
     """
     run_dir = Path(run_dir)
     path = run_dir / FINDINGS

@@ -4,7 +4,9 @@
 They read the images through :func:`visionaudit.features.models.run_model`, so embeddings are
 cached on disk with the other per-image results and a re-run infers nothing new.
 
->>> emb = ModelEmbedder("onnx:mobilenet.onnx", lambda: load_model("mobilenet.onnx", prefer_output="embedding"))  # doctest: +SKIP
+>>> emb = ModelEmbedder("onnx:m.onnx", lambda: load_model("m.onnx", prefer_output="embedding"))
+>>> emb.embed(dataset.samples.head(2)).shape
+(2, 3)
 """
 from __future__ import annotations
 

