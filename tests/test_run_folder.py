@@ -133,3 +133,58 @@ def test_scores_parquet_ranks_mnist_label_issues_as_the_python_api(tmp_path):
     assert ranked.index.tolist() == api.issues.sort_values("label_issues_score", kind="stable").index.tolist()
     hits = len(set(flagged[:40]) & {ids[i] for i in flipped})
     assert hits >= 25, hits                                        # the ranking finds the flipped digits
+
+
+def test_object_and_prediction_scores_reach_the_result_and_the_run_folder(tmp_path):
+    """A check that judges annotated objects and predicted ones: run_suite gives one row per object
+    (unjudged objects unflagged), and both tables survive the round trips."""
+    import json
+
+    from conftest import coco_images
+
+    from visionaudit.checks import REGISTRY, Check, register
+    from visionaudit.findings import CheckOutput
+    from visionaudit.report.run_folder import save_run
+
+    images = tmp_path / "images"
+    images.mkdir()
+    files = [shutil.copyfile(f, images / f.name) for f in coco_images()[:3]]
+    coco = {"images": [{"id": i + 1, "file_name": f.name, "width": Image.open(f).width, "height": Image.open(f).height}
+                       for i, f in enumerate(files)],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [{"id": k + 1, "image_id": 1 + k % 3, "category_id": 1, "bbox": [5, 5, 10 + 40 * k, 20],
+                             "area": (10 + 40 * k) * 20, "iscrowd": 0} for k in range(5)]}
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+
+    @register
+    class WideBoxes(Check):
+        id, family, title = "testing.wide_boxes", "testing", "Boxes wider than 100 px"
+        why, fix = "A test check that scores objects by width.", "Nothing to fix: it is a test."
+
+        def run(self, ctx) -> CheckOutput:
+            out = self.output()
+            objs = ctx.dataset.objects.set_index("object_id")
+            judged = objs[objs["w"] > 20]                       # the narrowest box is not judged
+            out.score("wide_box", (1 - judged["w"] / 1000).clip(0, 1), judged["w"] > 100, key="object_id")
+            return out
+
+    try:
+        result = va.scan(tmp_path / "gt.json", images=images, cache_dir=tmp_path / "cache")
+    finally:
+        REGISTRY.pop("testing.wide_boxes")
+    table = result.object_issues
+    # annotation k is on image k % 3, k-th box 10 + 40k wide: image 0 has widths 10 and 130, ...
+    assert sorted(table.index) == sorted(f"{f.name}#{i}" for f, n in zip(files, (2, 2, 1)) for i in range(n))
+    assert sorted(table.index[table["is_wide_box"]]) == [f"{files[0].name}#1", f"{files[1].name}#1"]
+    assert table["wide_box_score"].isna().tolist() == (table.index == f"{files[0].name}#0").tolist()
+    assert result.prediction_issues is None
+
+    ids = pd.Index(["a.jpg#p0", "a.jpg#p1"], name="prediction_id")
+    result = replace(result, prediction_issues=pd.DataFrame({"is_unmatched": [True, False],
+                                                             "unmatched_score": [0.05, 0.9]}, index=ids))
+    assert Result.from_dict(result.to_dict()) == result
+    save_run(result, tmp_path / "run")
+    again, _ = load_run(tmp_path / "run")
+    assert again == result and again.prediction_issues["is_unmatched"].tolist() == [True, False]
+    save_run(replace(result, prediction_issues=None), tmp_path / "run")
+    assert not (tmp_path / "run" / "prediction_scores.parquet").exists()

@@ -159,7 +159,8 @@ class Result:
     ``issues`` is a DataFrame indexed by sample id with one ``<issue>_score`` column in [0, 1]
     (lower = worse) and one boolean ``is_<issue>`` column per issue type computed (the scores table,
     written as ``scores.parquet``); ``object_issues`` is the same for objects (indexed by object id)
-    when a check judged objects. ``features`` holds the raw per-image properties (brightness, blur,
+    and ``prediction_issues`` for predicted objects (indexed by prediction id, e.g. a confident
+    detection with no annotation), each when a check judged such items. ``features`` holds the raw per-image properties (brightness, blur,
     size...). ``stats`` holds a job's tables (evaluate: metrics with CIs, per-class scores...).
     """
 
@@ -170,6 +171,7 @@ class Result:
     run_info: dict[str, Any]
     stats: dict[str, Any] = field(default_factory=dict)
     object_issues: pd.DataFrame | None = None
+    prediction_issues: pd.DataFrame | None = None
 
     def by_severity(self, severity: Severity | str) -> list[Finding]:
         sev = Severity(severity)
@@ -218,7 +220,8 @@ class Result:
         }
         if tables:
             out["tables"] = {"issues": table_to_dict(self.issues), "features": table_to_dict(self.features),
-                             "object_issues": None if self.object_issues is None else table_to_dict(self.object_issues)}
+                             **{key: None if getattr(self, key) is None else table_to_dict(getattr(self, key))
+                                for key in ("object_issues", "prediction_issues")}}
         return out
 
     @classmethod
@@ -238,14 +241,16 @@ class Result:
                    issues=issues if issues is not None else pd.DataFrame(index=pd.Index([], name="sample_id")),
                    features=features if features is not None else pd.DataFrame(index=pd.Index([], name="sample_id")),
                    dataset_summary=dict(data.get("dataset") or {}), run_info=dict(data.get("run") or {}),
-                   stats=decode_tables(data.get("stats") or {}), object_issues=tables.get("object_issues"))
+                   stats=decode_tables(data.get("stats") or {}), object_issues=tables.get("object_issues"),
+                   prediction_issues=tables.get("prediction_issues"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Result):
             return NotImplemented
         return (self.to_dict(tables=False) == other.to_dict(tables=False)
                 and _frames_equal(self.issues, other.issues) and _frames_equal(self.features, other.features)
-                and _frames_equal(self.object_issues, other.object_issues))
+                and _frames_equal(self.object_issues, other.object_issues)
+                and _frames_equal(self.prediction_issues, other.prediction_issues))
 
 
 def plain(obj: Any) -> Any:

@@ -20,6 +20,7 @@ from .dataset import Dataset, load_dataset
 from .errors import ArgumentError
 from .features import default_cache_dir
 from .features.decode import DEFAULT_MAX_PIXELS
+from .features.thumbnails import ReportThumbnails
 from .findings import (
     CheckOutput,
     Finding,
@@ -43,11 +44,14 @@ def scan(
     workers: int | None = None,
     progress: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    thumbnails: ReportThumbnails | None = None,
 ) -> Result:
     """Audit an image dataset for integrity, quality, duplicates, split leakage and balance.
 
     ``source`` is a folder, a CSV/Parquet manifest, a COCO json (with ``images``) or a YOLO yaml.
     ``group_columns`` names metadata columns (patient, video...) that must not span splits.
+    ``thumbnails``, when given, is connected to the thumbnails of the run's decode pass, for the report
+    (:class:`~visionaudit.features.thumbnails.ReportThumbnails`).
 
     >>> result = scan("data/")
     >>> [f.issue for f in result.findings][:6]
@@ -59,7 +63,8 @@ def scan(
     Name: blurry_score, dtype: float64
     """
     return run_suite("scan", source, images=images, group_columns=group_columns, config=config, cache_dir=cache_dir,
-                     use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels)
+                     use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels,
+                     thumbnails=thumbnails)
 
 
 def run_suite(
@@ -80,6 +85,7 @@ def run_suite(
     model: dict[str, Any] | None = None,
     cross_validate: dict[str, Any] | None = None,
     stats: Callable[[Context], dict[str, Any]] | None = None,
+    thumbnails: ReportThumbnails | None = None,
 ) -> Result:
     """The run every job shares: load the dataset (and predictions), build the Context, run ``suite``.
 
@@ -91,6 +97,7 @@ def run_suite(
     ``predictions`` and handed to the checks as ``ctx.compare``. ``model`` (keyword
     arguments of :meth:`visionaudit.predictors.from_model.ModelPredictor.prepare`: ``model``, ``preprocess``,
     ``classes``, ``output``) runs an image model over the dataset after the feature pass for the predictions.
+    ``thumbnails`` is connected to the report thumbnails of the feature pass.
 
     >>> result = run_suite("scan", "data/", config={"checks": {"quality.blurry": {"severity": "error"}}})
     >>> result.run_info["job"], result.finding("blurry").severity.value
@@ -115,6 +122,8 @@ def run_suite(
     t0 = time.perf_counter()
     run = data.feature_run
     feature_seconds = time.perf_counter() - t0
+    if thumbnails is not None:
+        thumbnails.connect(run.thumbnails, dataset.samples.set_index("sample_id")["path"])
     preds, made = plan.make(data)
     ctx = Context(data, predictions=preds, compare=other)
     outputs: list[CheckOutput] = []
@@ -158,15 +167,16 @@ def run_suite(
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
     return Result(findings=findings, issues=scores_table(outputs, ctx.sample_ids), features=features,
                   dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {},
-                  object_issues=_object_scores(outputs, dataset))
+                  object_issues=_item_scores(outputs, "object_id", dataset.objects),
+                  prediction_issues=_item_scores(outputs, "prediction_id", getattr(preds, "objects", None)))
 
 
-def _object_scores(outputs: list[CheckOutput], dataset: Dataset) -> pd.DataFrame | None:
-    """The scores table of the objects (one row per annotated object, by object id) when a check
-    judged objects; None otherwise."""
-    if not any(s.key == "object_id" for out in outputs for s in out.scores):
+def _item_scores(outputs: list[CheckOutput], key: Literal["object_id", "prediction_id"],
+                 table: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The scores table of the annotated objects (``object_id``) or predicted objects
+    (``prediction_id``): a row per item of ``table`` (or per item scored), None when no check judged one."""
+    if not any(s.key == key for out in outputs for s in out.scores):
         return None
-    ids = (pd.Index(dataset.objects["object_id"], name="object_id") if dataset.objects is not None
-           else pd.Index(sorted({i for out in outputs for s in out.scores if s.key == "object_id" for i in s.scores.index}),
-                         name="object_id"))
-    return scores_table(outputs, ids, key="object_id")
+    scored = {i for out in outputs for s in out.scores if s.key == key for i in s.scores.index}
+    ids = pd.Index(table[key] if table is not None and key in table else sorted(scored), name=key)
+    return scores_table(outputs, ids, key=key)

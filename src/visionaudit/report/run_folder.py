@@ -23,6 +23,7 @@ from .json import write_json
 FINDINGS = "findings.json"
 SCORES = "scores.parquet"
 OBJECT_SCORES = "object_scores.parquet"
+PREDICTION_SCORES = "prediction_scores.parquet"
 FEATURES = "features.parquet"
 THUMBNAILS = "thumbnails.parquet"
 
@@ -52,10 +53,11 @@ def save_run(result: Result, out: str | os.PathLike, thumbnails: dict[str, bytes
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_table(result.issues, out / SCORES)
-    if result.object_issues is not None:
-        _write_table(result.object_issues, out / OBJECT_SCORES)
-    elif (out / OBJECT_SCORES).exists():
-        (out / OBJECT_SCORES).unlink()
+    for table, name in ((result.object_issues, OBJECT_SCORES), (result.prediction_issues, PREDICTION_SCORES)):
+        if table is not None:
+            _write_table(table, out / name)
+        elif (out / name).exists():
+            (out / name).unlink()
     _write_table(result.features, out / FEATURES)
     if thumbnails is not None:
         ids = sorted(thumbnails)
@@ -89,7 +91,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Result, dict[str, bytes]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(str(path), f"cannot read findings.json: {exc}") from exc
     tables = {}
-    for key, name in (("issues", SCORES), ("features", FEATURES), ("object_issues", OBJECT_SCORES)):
+    for key, name in (("issues", SCORES), ("features", FEATURES), ("object_issues", OBJECT_SCORES),
+                      ("prediction_issues", PREDICTION_SCORES)):
         file = run_dir / name
         tables[key] = _read_table(file) if file.is_file() else None
     try:
