@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -39,18 +40,20 @@ def scan(
     """Audit an image dataset: integrity, quality, duplicates, split leakage and balance."""
     from . import scan as run_scan
     from .report import print_summary
+    from .scan import ReportThumbnails
 
     _check_fail_on(fail_on)
     if write_clean_manifest is not None and write_clean_manifest.resolve() == source.resolve():
         err.print(f"[red]error:[/red] --write-clean-manifest {write_clean_manifest} is the input itself; "
                   "visionaudit never overwrites user data: choose a new file name")
         raise typer.Exit(2)
+    thumbnails = ReportThumbnails()
     try:
         result = run_scan(source, images=images, group_columns=group_column, config=config, cache_dir=cache_dir,
-                          use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet))
+                          use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet), thumbnails=thumbnails)
     except VisionauditError as exc:
         _fail(exc)
-    json_path, html_path = _write_reports(result, out, scores_csv)
+    json_path, html_path = _write_reports(result, out, thumbnails, scores_csv)
     if junit is not None:
         from .report.junit import write_junit
         write_junit(result, junit, fail_on=fail_on)
@@ -103,8 +106,10 @@ def evaluate(
     from . import evaluate as run_evaluate
     from .checks.labels import corrected_candidates
     from .report import print_summary
+    from .scan import ReportThumbnails
 
     _check_fail_on(fail_on)
+    thumbnails = ReportThumbnails()
     if compare is not None:
         if predictions is not None:
             err.print("[red]error:[/red] give --predictions or --compare A B, not both (A is the model judged)")
@@ -114,10 +119,10 @@ def evaluate(
         result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
                               progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column,
                               compare=compare[1] if compare else None, model=model, preprocess=preprocess,
-                              model_classes=model_classes, model_output=model_output)
+                              model_classes=model_classes, model_output=model_output, thumbnails=thumbnails)
     except VisionauditError as exc:
         _fail(exc)
-    json_path, html_path = _write_reports(result, out, scores_csv)
+    json_path, html_path = _write_reports(result, out, thumbnails, scores_csv)
     if junit is not None:
         from .report.junit import write_junit
         write_junit(result, junit, fail_on=fail_on)
@@ -144,13 +149,14 @@ def _fail(exc: VisionauditError) -> NoReturn:
     raise typer.Exit(2) from exc
 
 
-def _write_reports(result: Result, out: Path, scores_csv: Path | None = None) -> tuple[Path, Path]:
-    """The run folder (findings.json, scores, features, thumbnails) and report.html into ``out``."""
+def _write_reports(result: Result, out: Path, thumbnails: MutableMapping[str, bytes],
+                   scores_csv: Path | None = None) -> tuple[Path, Path]:
+    """The run folder (findings.json, scores, features, the thumbnails the report shows) and report.html
+    into ``out``; ``thumbnails`` are the run's decode pass's, so the report opens no image."""
     from .report.html import write_html
     from .report.run_folder import save_run
 
-    thumbnails: dict[str, bytes] = {}
-    html_path = write_html(result, out / "report.html", thumbnails=thumbnails)
+    html_path = write_html(result, out / "report.html", thumbnails=thumbnails, decode_missing=False)
     json_path = save_run(result, out, thumbnails)
     if scores_csv is not None:
         result.issues.to_csv(scores_csv, index_label="sample_id")

@@ -11,6 +11,7 @@ from .context import Context
 from .dataset import Dataset
 from .errors import ArgumentError
 from .features.decode import DEFAULT_MAX_PIXELS
+from .features.thumbnails import ReportThumbnails
 from .findings import Result
 from .scan import run_suite
 from .suites import load_config
@@ -36,6 +37,7 @@ def evaluate(
     preprocess: Any = None,
     model_classes: str | os.PathLike | Sequence[str] | None = None,
     model_output: str | None = None,
+    thumbnails: ReportThumbnails | None = None,
 ) -> Result:
     """Evaluate a model's predictions on a labelled dataset with the ``evaluate`` suite.
 
@@ -75,6 +77,7 @@ def evaluate(
     with one class per line, or a list), else by the dataset's sorted labels when there are as many.
     Outputs that are not probabilities are read as logits (softmax); ``run_info["predictions"]`` says
     ``method: model``. Outputs are cached with the features, so a re-run infers nothing new.
+    ``thumbnails`` is connected to the report thumbnails of the feature pass (as in :func:`~visionaudit.scan`).
 
     >>> evaluate("data/", model="m.onnx", model_classes="classes.txt").run_info["predictions"]["method"]
     'model'
@@ -93,7 +96,7 @@ def evaluate(
 
     return run_suite("evaluate", source, images=images, group_columns=group_columns, config=cfg, cache_dir=cache_dir,
                      use_cache=use_cache, workers=workers, progress=progress, max_pixels=max_pixels,
-                     predictions=predictions, from_logits=from_logits, compare=compare, stats=stats,
+                     predictions=predictions, from_logits=from_logits, compare=compare, stats=stats, thumbnails=thumbnails,
                      model=None if model is None else {"model": model, "preprocess": preprocess,
                                                        "classes": model_classes, "output": model_output},
                      cross_validate=None if predictions is not None or model is not None

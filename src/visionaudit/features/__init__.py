@@ -1,4 +1,10 @@
-"""Per-image features: one decode per image per run, on the run's executor, cached by file content."""
+"""Per-image features: one decode per image per run, on the run's executor, cached by file content.
+
+Each file is read, hashed and, unless a cached row has its content, decoded once: the decode yields
+its feature row (:mod:`.decode`) and the preview the report's thumbnail is made from
+(:mod:`.thumbnails`), which is appended to a pack file beside the cache's parts while the row keeps
+its location.
+"""
 from __future__ import annotations
 
 import functools
@@ -15,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..engine import Executor, make_executor, progress_bar
-from . import decode, hashing, properties
+from . import decode, hashing, properties, thumbnails
 from .cache import FeatureCache, default_cache_dir
 from .decode import (
     COLUMNS,
@@ -27,8 +33,9 @@ from .decode import (
     measure_bytes,
     read_file,
 )
+from .thumbnails import LOCATION_COLUMNS, PackWriter, ReportThumbnails, Thumbnails, temporary_pack_folder
 
-__all__ = ["FeatureRun", "compute_features", "default_cache_dir", "COLUMNS"]
+__all__ = ["FeatureRun", "ReportThumbnails", "Thumbnails", "compute_features", "default_cache_dir", "COLUMNS"]
 
 #: Newly measured rows are written to the cache every this many rows, so an interrupted scan resumes.
 BATCH_ROWS = 4096
@@ -48,9 +55,12 @@ def _arrow_type(default: Any) -> pa.DataType:
     return pa.binary() if isinstance(default, bytes) else pa.string()
 
 
-#: Arrow types of a feature row. Rows go from dicts straight to Arrow (~5 us a row), to the cache
-#: and to the table: through a DataFrame first, 5,000 rows cost the main process ~0.2 s more.
-SCHEMA = pa.schema([("path", pa.string()), *((name, _arrow_type(v)) for name, v in COLUMNS.items())])
+#: Arrow types of a feature row and of its preview's location. Rows go from dicts straight to
+#: Arrow (~5 us a row), to the cache and to the table: through a DataFrame first, 5,000 rows cost
+#: the main process ~0.2 s more.
+SCHEMA = pa.schema([("path", pa.string()), *((name, _arrow_type(v)) for name, v in COLUMNS.items()),
+                    (LOCATION_COLUMNS[0], pa.string()), (LOCATION_COLUMNS[1], pa.int64()),
+                    (LOCATION_COLUMNS[2], pa.int64())])
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,9 @@ class _Settings:
 
 
 def _measure_path(settings: _Settings, path: str) -> dict[str, Any] | str:
-    """The row of ``path``, or only its content hash when a cached row has that content. Rows travel
-    back as dicts: an Arrow batch costs more to build and pickle (~0.2 s of CPU per 5,000 images)."""
+    """The row of ``path`` (with its ``preview`` when it decodes), or only its content hash when
+    a cached row has that content. Rows travel back as dicts: an Arrow batch costs more to build
+    and pickle (~0.2 s of CPU per 5,000 images)."""
     data, error_row = read_file(path)
     if data is None:
         row = error_row
@@ -73,7 +84,7 @@ def _measure_path(settings: _Settings, path: str) -> dict[str, Any] | str:
         digest = content_hash(data)
         if digest in settings.known:
             return digest
-        row = measure_bytes(data, ext_format(path), settings.max_pixels, settings.work_size, digest)
+        row = measure_bytes(data, ext_format(path), settings.max_pixels, settings.work_size, digest, preview=True)
     row["path"] = path
     return row
 
@@ -84,13 +95,16 @@ class FeatureRun:
 
     ``decoded`` counts paths measured in this run (a missing or undecodable file included: its row
     says why); ``from_cache`` counts paths whose row came from the cache (unchanged files, and files
-    whose content was seen before under any path).
+    whose content was seen before under any path). ``thumbnails`` gives each decoded path's report
+    thumbnail, from the preview the decode that measured it kept (in this run or the one that cached
+    the row).
     """
 
     table: pd.DataFrame
     decoded: int
     from_cache: int
     cache_dir: str | None
+    thumbnails: Thumbnails
 
 
 @functools.cache
@@ -98,7 +112,7 @@ def _code_digest() -> str:
     """Digest of the column names and of the code that computes them: editing how a feature is
     measured starts a new cache even if FEATURE_VERSION was not bumped."""
     h = hashlib.blake2b(",".join(COLUMNS).encode(), digest_size=6)
-    for module in (decode, properties, hashing):
+    for module in (decode, properties, hashing, thumbnails):
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()
 
@@ -149,7 +163,7 @@ def compute_features(
     >>> compute_features(paths, cache_dir="features-demo").from_cache     # unchanged files: not even read
     2
 
-    Returns a table indexed by path with the columns of :data:`COLUMNS`.
+    Returns a table indexed by path with the columns of :data:`COLUMNS`, and the report thumbnails.
     """
     unique = list(dict.fromkeys(str(p) for p in paths))
     cache = FeatureCache(cache_dir or default_cache_dir(), _cache_key(work_size, max_pixels)) if use_cache else None
@@ -159,6 +173,10 @@ def compute_features(
     todo = [p for p in unique if p not in resolved]
     known = frozenset(cache.known_hashes()) if (cache is not None and todo) else frozenset()
     settings = _Settings(known, int(max_pixels), int(work_size))
+    # Previews go beside the cache's parts, or for a run without a cache to a folder of its own.
+    owned = None if cache is not None else temporary_pack_folder()
+    pack_dir = cache.dir if cache is not None else Path(owned)
+    packs = PackWriter(pack_dir)
 
     measured: list[pa.RecordBatch] = []
     unwritten: list[dict[str, Any]] = []
@@ -168,6 +186,7 @@ def compute_features(
 
     def flush() -> None:
         if unwritten:
+            packs.flush()   # before any part records where in the pack its previews are
             batch = pa.RecordBatch.from_pylist(unwritten, schema=SCHEMA)
             measured.append(batch)
             if writer is not None:
@@ -175,6 +194,11 @@ def compute_features(
         unwritten.clear()
 
     def take(row: dict[str, Any]) -> None:
+        jpeg = row.pop("preview", None)
+        if jpeg is None:
+            row.update(preview_pack=None, preview_offset=0, preview_length=0)
+        else:
+            row.update(preview_pack=packs.name, preview_offset=packs.add(jpeg), preview_length=len(jpeg))
         unwritten.append(row)
         if len(unwritten) >= BATCH_ROWS:
             flush()
@@ -199,6 +223,7 @@ def compute_features(
                     take(_measure_path(anew, p))
         flush()
     finally:
+        packs.close()
         if writer is not None:
             writer.shutdown(wait=True)
     for done in writes:
@@ -224,5 +249,14 @@ def compute_features(
         cache.compact_if_fragmented()
     table = pa.concat_tables(parts)
     table = table.take(pc.index_in(pa.array(unique, pa.string()), table.column("path")))
-    return FeatureRun(table=_frame(table, unique), decoded=new.num_rows, from_cache=len(resolved),
-                      cache_dir=str(cache.dir) if cache else None)
+    frame = _frame(table, unique)
+    return FeatureRun(table=frame, decoded=new.num_rows, from_cache=len(resolved),
+                      cache_dir=str(cache.dir) if cache else None, thumbnails=_thumbnails(table, frame.index, pack_dir, owned))
+
+
+def _thumbnails(table: pa.Table, paths: pd.Index, pack_dir: Path, owned: str | None) -> Thumbnails:
+    """The :class:`Thumbnails` of ``table``'s rows (aligned with ``paths``), from their location columns."""
+    pack, offset, length = (table.column(c).combine_chunks() for c in LOCATION_COLUMNS)
+    encoded = pc.dictionary_encode(pack)
+    return Thumbnails(pack_dir, paths, pc.fill_null(encoded.indices, -1).to_numpy(), encoded.dictionary.to_pylist(),
+                      offset.to_numpy(zero_copy_only=False), length.to_numpy(zero_copy_only=False), owned=owned)

@@ -17,6 +17,7 @@ import xxhash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import hashing, properties
+from .thumbnails import make_preview
 
 #: Bumped whenever the meaning of a cached feature changes, so stale cache rows are recomputed.
 FEATURE_VERSION = 7
@@ -168,18 +169,20 @@ def measure_file(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, work_size: int
 
 
 def measure_bytes(data: bytes, ext_format: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                  work_size: int = WORK_SIZE, digest: str | None = None) -> dict[str, Any]:
+                  work_size: int = WORK_SIZE, digest: str | None = None, preview: bool = False) -> dict[str, Any]:
     """Measure an encoded image held in memory (see :func:`measure_file`); ``digest`` is its
-    :func:`content_hash` when the caller already has it."""
+    :func:`content_hash` when the caller already has it, ``preview`` as in :func:`measure_quietly`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return measure_quietly(data, ext_format, max_pixels, work_size, digest)
+        return measure_quietly(data, ext_format, max_pixels, work_size, digest, preview)
 
 
 def measure_quietly(data: bytes, ext_format: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    work_size: int = WORK_SIZE, digest: str | None = None) -> dict[str, Any]:
+                    work_size: int = WORK_SIZE, digest: str | None = None, preview: bool = False) -> dict[str, Any]:
     """:func:`measure_bytes` for a caller that already silences Pillow's warnings (a broken EXIF
-    block, a large image): the feature pass does so once per chunk of files (~3 us an image)."""
+    block, a large image). With ``preview``, a decoded image's row also has a ``preview``: the small
+    JPEG of the pixels it measured that the report's thumbnail is made from
+    (:func:`visionaudit.features.thumbnails.make_preview`)."""
     base = {"content_hash": digest or content_hash(data), "file_size": len(data), "ext_format": ext_format}
     if not data:
         return _row(**base, error_kind="zero_byte", error="file is empty (0 bytes)")
@@ -230,7 +233,10 @@ def measure_quietly(data: bytes, ext_format: str | None = None, max_pixels: int 
     # The fraction of its own size the image was measured at (1/2, 1/4 or 1/8 from draft mode, 1/factor
     # from reduce): edge sharpness is judged in the image's own pixels down to a quarter of them.
     stats["edge_sharpness"] = properties.in_own_pixels(stats["edge_sharpness"], max(im.size) / max(width, height))
-    return _row(**header, **stats, phash=phash, dhash=dhash, tiny=tiny, thumb=thumb)
+    row = _row(**header, **stats, phash=phash, dhash=dhash, tiny=tiny, thumb=thumb)
+    if preview:
+        row["preview"] = make_preview(im)
+    return row
 
 
 def _measure_pixels(im: Image.Image) -> tuple[dict[str, float], bytes, int, int, bytes]:
