@@ -52,7 +52,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from ..context import Context
 from ..features.properties import GRAY_MODES
@@ -126,6 +125,17 @@ def cutoff_scores(values: np.ndarray, cutoff: Cutoff, transform: Callable[[np.nd
         t_cut = float(transform(np.array([cutoff.value]))[0])
     d = (transform(values) - t_cut) / cutoff.scale
     return expit(d if cutoff.direction == "below" else -d)
+
+
+def expit(x: Any) -> Any:
+    """The logistic function 1 / (1 + exp(-x)), computed as ``scipy.special.expit`` computes it
+    (bit-identical on float64), without importing scipy: 0.0 and 1.0 at the extremes, no overflow warning.
+
+    >>> expit(np.array([-800.0, 0.0, 2.0])).round(6).tolist()
+    [0.0, 0.5, 0.880797]
+    """
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 class PropertyCheck(Check):
