@@ -18,18 +18,36 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="visionaudit: find the pitfalls that make computer-vision models fail in production.")
 err = Console(stderr=True)
 
+EMBEDDER_HELP = ("Embeddings to cross-validate on when no predictions are given: builtin (weight-free), pretrained "
+                 "(EfficientNet-Lite0, offline), onnx:PATH, torchscript:PATH, torch:package.module:callable (these "
+                 "three may end in #OUTPUT, the model output to use) or timm:NAME.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"visionaudit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """visionaudit: find the pitfalls that make computer-vision models fail in production."""
+
 
 @app.command()
 def scan(
     source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json, YOLO .yaml or Pascal VOC folder."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
     out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o", help="Folder for report.html and findings.json."),
-    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
+    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never (any case)."),
     group_column: list[str] = typer.Option([], "--group-column", "-g", help="Metadata column that must not span splits (patient, video...). Repeatable."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file overriding check thresholds and severities."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache folder (default ~/.cache/visionaudit or $VISIONAUDIT_CACHE)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: all cores)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML file for CI systems."),
     scores_csv: Optional[Path] = typer.Option(None, "--scores-csv", help="Also write the scores table (scores.parquet) as CSV."),
     write_clean_manifest: Optional[Path] = typer.Option(
@@ -42,11 +60,12 @@ def scan(
     from .report import print_summary
     from .scan import ReportThumbnails
 
-    _check_fail_on(fail_on)
+    fail_on = _check_fail_on(fail_on)
     if write_clean_manifest is not None and write_clean_manifest.resolve() == source.resolve():
         err.print(f"[red]error:[/red] --write-clean-manifest {write_clean_manifest} is the input itself; "
                   "visionaudit never overwrites user data: choose a new file name")
         raise typer.Exit(2)
+    _check_outputs(out, {"--junit": junit, "--scores-csv": scores_csv, "--write-clean-manifest": write_clean_manifest})
     thumbnails = ReportThumbnails()
     try:
         result = run_scan(source, images=images, group_columns=group_column, config=config, cache_dir=cache_dir,
@@ -84,8 +103,8 @@ def evaluate(
         None, "--model-classes", help="Class names of --model's outputs, one per line (default: the dataset's sorted "
                                       "labels when there are as many)."),
     model_output: Optional[str] = typer.Option(None, "--model-output", help="Which output of --model (default: the first)."),
-    embedder: str = typer.Option("builtin", "--embedder", help="Embeddings to cross-validate on when no predictions are given."),
-    folds: int = typer.Option(5, "--folds", help="Cross-validation folds when no predictions are given."),
+    embedder: str = typer.Option("builtin", "--embedder", help=EMBEDDER_HELP),
+    folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds when no predictions are given."),
     compare: Optional[tuple[Path, Path]] = typer.Option(
         None, "--compare", help="Two predictions files A B of the same test set: B is judged against A (paired "
                                 "bootstrap, McNemar's test); the other checks judge A. Replaces --predictions."),
@@ -94,9 +113,11 @@ def evaluate(
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
     out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o",
                              help="Folder for report.html, findings.json and label_candidates.csv."),
-    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
+    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never (any case)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON file overriding check thresholds and severities."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache folder (default ~/.cache/visionaudit or $VISIONAUDIT_CACHE)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache."),
+    workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: all cores)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML file for CI systems."),
     scores_csv: Optional[Path] = typer.Option(None, "--scores-csv", help="Also write the scores table (scores.parquet) as CSV."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary table."),
@@ -108,16 +129,17 @@ def evaluate(
     from .report import print_summary
     from .scan import ReportThumbnails
 
-    _check_fail_on(fail_on)
+    fail_on = _check_fail_on(fail_on)
     thumbnails = ReportThumbnails()
     if compare is not None:
         if predictions is not None:
             err.print("[red]error:[/red] give --predictions or --compare A B, not both (A is the model judged)")
             raise typer.Exit(2)
         predictions = compare[0]
+    _check_outputs(out, {"--junit": junit, "--scores-csv": scores_csv})
     try:
         result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
-                              progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column,
+                              use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column,
                               compare=compare[1] if compare else None, model=model, preprocess=preprocess,
                               model_classes=model_classes, model_output=model_output, thumbnails=thumbnails)
     except VisionauditError as exc:
@@ -137,10 +159,60 @@ def evaluate(
     raise typer.Exit(result.exit_code(fail_on))
 
 
-def _check_fail_on(fail_on: str) -> None:
-    if fail_on not in ("error", "warning", "never"):
+def _check_fail_on(fail_on: str) -> str:
+    """``--fail-on``, read case-insensitively (``ERROR`` is ``error``)."""
+    if fail_on.lower() not in ("error", "warning", "never"):
         err.print(f"[red]error:[/red] invalid --fail-on {escape(fail_on)!r}: expected error, warning or never")
         raise typer.Exit(2)
+    return fail_on.lower()
+
+
+def _usage(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _check_writable(folder: Path, option: str, shown: Path) -> None:
+    """Create ``folder`` (and its parents) and write a file in it, then remove what was made: as root,
+    permissions say nothing, so only trying tells whether the reports can be written there."""
+    import tempfile
+
+    made = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                _usage(f"invalid {option} {shown}: {parent} is a file, not a folder")
+            break
+        made.append(parent)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        _usage(f"invalid {option} {shown}: cannot write in {folder} ({exc.strerror or exc}); "
+               "give a folder you can write to")
+    finally:
+        for path in made:  # deepest first; leave nothing behind: the run makes them again
+            try:
+                path.rmdir()
+            except OSError:
+                break
+
+
+def _check_outputs(out: Path | None, files: dict[str, Path | None]) -> None:
+    """Fail before the run (exit 2) when an output cannot be written: ``--out`` an existing file or an
+    unwritable place, a file option naming a folder; not after every image was decoded."""
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            _usage(f"invalid --out {out}: it is an existing file; --out is the run folder (report.html, "
+                   "findings.json, scores.parquet...): give a folder, new or existing")
+        _check_writable(out, "--out", out)
+    for option, path in files.items():
+        if path is None:
+            continue
+        if path.is_dir():
+            _usage(f"invalid {option} {path}: it is a folder; give a file name")
+        _check_writable(path.parent, option, path)
 
 
 def _fail(exc: VisionauditError) -> NoReturn:
@@ -159,6 +231,7 @@ def _write_reports(result: Result, out: Path, thumbnails: MutableMapping[str, by
     html_path = write_html(result, out / "report.html", thumbnails=thumbnails, decode_missing=False)
     json_path = save_run(result, out, thumbnails)
     if scores_csv is not None:
+        scores_csv.parent.mkdir(parents=True, exist_ok=True)
         result.issues.to_csv(scores_csv, index_label="sample_id")
     return json_path, html_path
 
@@ -171,7 +244,7 @@ def report(
     config: Optional[Path] = typer.Option(
         None, "--config", help="Judge the saved findings again with this config's conditions (per check: severity, "
                                "max_count); thresholds need a new run."),
-    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never."),
+    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never (any case)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary table."),
 ) -> None:
     """Render a saved run again (HTML, JUnit, terminal, exit code) from its folder, opening no image."""
@@ -180,7 +253,8 @@ def report(
     from .report.run_folder import load_run
     from .suites import load_config
 
-    _check_fail_on(fail_on)
+    fail_on = _check_fail_on(fail_on)
+    _check_outputs(None, {"--html": html, "--junit": junit})
     try:
         result, thumbnails = load_run(run_dir)
         if config is not None:

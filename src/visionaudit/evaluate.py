@@ -14,7 +14,7 @@ from .features.decode import DEFAULT_MAX_PIXELS
 from .features.thumbnails import ReportThumbnails
 from .findings import Result
 from .scan import run_suite
-from .suites import load_config
+from .suites import resolve_config
 
 
 def evaluate(
@@ -86,7 +86,7 @@ def evaluate(
     """
     if compare is not None and predictions is None:
         raise ArgumentError("compare", str(compare), "given together with predictions (the model B is compared with)")
-    cfg = config if isinstance(config, dict) else load_config(config)
+    cfg = resolve_config(config)
     # The stats tables use the metrics check's own settings, so they share its (memoised) bootstrap.
     overrides = (cfg.get("checks") or {}).get(EvaluationMetrics.id, {})
     params = EvaluationMetrics(**overrides).params_for_metrics()

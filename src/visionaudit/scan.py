@@ -30,7 +30,7 @@ from .findings import (
     scores_table,
 )
 from .predictors import PredictionPlan, read_predictions
-from .suites import build_checks, load_config
+from .suites import build_checks, resolve_config
 
 
 def scan(
@@ -105,7 +105,7 @@ def run_suite(
     """
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    cfg = config if isinstance(config, dict) else load_config(config)
+    cfg = resolve_config(config)  # a bad config fails here, before the dataset is read
     dataset = load_dataset(source, images=images)
     groups = list(group_columns) or list(cfg.get("group_columns", []) or [])
     for col in groups:
@@ -116,6 +116,8 @@ def run_suite(
     plan = PredictionPlan.prepare(dataset, predictions=predictions, model=model, cross_validate=cross_validate,
                                   from_logits=from_logits)
     other = None if compare is None else read_predictions(compare, dataset, from_logits=from_logits)
+    checks = build_checks(suite, cfg.get("checks"), task=dataset.task)  # made before the decode pass: a check
+    # that refuses its settings stops the run before any image is decoded
     data = RunData(dataset, feature_options={"cache_dir": cache_dir or default_cache_dir(), "use_cache": use_cache,
                                              "workers": workers, "progress": progress, "max_pixels": max_pixels},
                    group_columns=groups)
@@ -128,7 +130,7 @@ def run_suite(
     ctx = Context(data, predictions=preds, compare=other)
     outputs: list[CheckOutput] = []
     timings: dict[str, float] = {}
-    for check in build_checks(suite, cfg.get("checks"), task=dataset.task):
+    for check in checks:
         t = time.perf_counter()
         try:
             outputs.append(check.run(ctx))

@@ -14,7 +14,7 @@ scikit-learn (the ``evaluate`` extra) is imported only when a check runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -180,6 +180,7 @@ class PropertyShortcut(Check):
     severity = Severity.WARNING
     defaults = {"model": "boosting", "folds": 5, "min_gain": 0.10, "confidence": 0.95, "n_resamples": 2000,
                 "seed": 0, "top": 5}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"model": MODELS}
     why = ("A model that sees only image size, file size, brightness, sharpness or format predicts the label "
            "clearly better than always guessing the most common class. The classes differ in how the images were "
            "taken or stored, not only in what they show: a network can learn that shortcut instead of the "
@@ -259,6 +260,7 @@ class ModelVsBaseline(Check):
     title = "Model not better than a trivial baseline"
     severity = Severity.WARNING
     defaults = {"confidence": 0.95, "n_resamples": 2000, "seed": 0, "property_model": "boosting", "folds": 5}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"property_model": MODELS}
     why = ("A model is only useful if it beats what needs no learning: always answering the most common class, "
            "guessing at the class frequencies, or a model that sees only image size and brightness. When the "
            "model's accuracy is not significantly above such a baseline, its headline numbers say little.")

@@ -25,7 +25,7 @@ there ``duplicates.conflicting_labels`` reports the clusters).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -125,6 +125,9 @@ class LabelIssues(Check):
     title = "Likely label errors"
     severity = Severity.WARNING
     defaults = {"filter_by": "prune_by_noise_rate", "duplicates": True}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"filter_by": (  # cleanlab's find_label_issues
+        "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+        "low_normalized_margin", "low_self_confidence")}
     why = ("A wrong label teaches the model the wrong answer and, in a test split, marks a right prediction "
            "as an error: a few percent of label errors can change which model looks best. These samples' "
            "given labels disagree with what the model confidently predicts for them out of sample, or with "
