@@ -115,11 +115,12 @@ def test_real_scan_report_shows_every_finding_class_counts_and_placeholders(scan
     assert 20_000 < path.stat().st_size < 2_000_000
 
 
-def test_gallery_is_worst_first_capped_escaped_and_decodes_each_file_once(scanned, monkeypatch):
+def test_gallery_is_worst_first_capped_escaped_and_opens_no_file(scanned, monkeypatch):
     ids = list(scanned.features.index)
     # 300 sample ids cycling over the real files: more than a gallery shows, few distinct files.
     big = scanned.features.loc[[ids[i % len(ids)] for i in range(300)]].copy()
-    big.index = [f"s{i:03d}" if ids[i % len(ids)] != WEIRD else f"{WEIRD}#{i}" for i in range(300)]
+    original = dict(zip([f"s{i:03d}" if ids[i % len(ids)] != WEIRD else f"{WEIRD}#{i}" for i in range(300)], big.index))
+    big.index = list(original)
     big["sample_id"] = big.index
     rng = np.random.default_rng(0)
     scores = dict(zip(big.index, rng.random(300).round(6)))
@@ -130,16 +131,20 @@ def test_gallery_is_worst_first_capped_escaped_and_decodes_each_file_once(scanne
     groups[0] = {"samples": list(big.index[:10]), "kind": "exact", "labels": ["<script>x</script>"] + ["cat"] * 9}
     dup = Finding(check="duplicates.test", issue="clusters", family="duplicates", title="Clusters",
                   severity=Severity.ERROR, message="30 clusters", samples=list(big.index[:60]), groups=groups)
-    result = dataclasses.replace(scanned, findings=[many, dup], features=big)
+    # Each id's thumbnail is its file's, from the scan's decode pass; the report looks each one up once.
+    looked_up: list[str] = []
 
-    calls: list[str] = []
-    real = decode.open_for_display
+    class Thumbnails(dict):
+        def get(self, sample, default=None):
+            looked_up.append(sample)
+            return scanned.thumbnails.get(original[sample], default)
 
-    def counting(path, size, *args, **kwargs):
-        calls.append(path)
-        return real(path, size, *args, **kwargs)
+    result = dataclasses.replace(scanned, findings=[many, dup], features=big, thumbnails=Thumbnails())
 
-    monkeypatch.setattr(decode, "open_for_display", counting)
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report decoded an image file")
+
+    monkeypatch.setattr(decode, "open_for_display", refuse)
     text = render_html(result)
 
     worst = sorted(scores, key=scores.get)[:MAX_GALLERY]
@@ -155,9 +160,8 @@ def test_gallery_is_worst_first_capped_escaped_and_decodes_each_file_once(scanne
     member_ids = [s for g in groups[:MAX_GROUPS] for s in g["samples"][:MAX_GROUP_MEMBERS]]
     decodable = big["error_kind"].isna()
     assert len(DATA_URI.findall(text)) == sum(decodable[s] for s in worst) + sum(decodable[s] for s in member_ids)
-    # Each file decoded once, although most are shown under several ids and in both findings.
-    wanted_paths = {big.at[s, "path"] for s in set(worst) | set(member_ids)}
-    assert sorted(calls) == sorted(wanted_paths)
+    # Each shown id looked up once, although many are shown in both findings.
+    assert sorted(looked_up) == sorted(set(worst) | set(member_ids))
     # Dataset strings are escaped: titles, sample ids, labels.
     assert "Many &lt;samples&gt; &amp; more" in text
     assert "we&lt;ird &amp; name&gt;.jpg" in text and "we<ird" not in text

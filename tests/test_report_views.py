@@ -161,7 +161,7 @@ def test_views_are_json_ready_blocks(which, request):
     tiles = [t["sample"] for f in data["findings"] for b in f["blocks"] if b["kind"] == "gallery" for t in b["tiles"]]
     tiles += [t["sample"] for f in data["findings"] for b in f["blocks"] if b["kind"] == "groups"
               for g in b["groups"] for t in g["members"] + g["typical"]]
-    drawn = [htmlmod.unescape(s) for s in re.findall(r'<div class="sid" title="([^"]*)"', render_html(result, decode_missing=False))]
+    drawn = [htmlmod.unescape(s) for s in re.findall(r'<div class="sid" title="([^"]*)"', render_html(result))]
     assert sorted(tiles) == sorted(drawn) and len(tiles) > 10
 
 
@@ -200,8 +200,21 @@ def _hostile(result: Result) -> Result:
         if column in features.columns:
             features[column] = features[column].map(lambda v: names.get(str(v)) if isinstance(v, str) else v)
     source = f"/data/{EVIL}"
-    return dataclasses.replace(result, findings=findings + [plugin], features=features,
+    renamed = {new: old for old, new in names.items()}
+    thumbnails = _Renamed(result.thumbnails if result.thumbnails is not None else {}, renamed)  # the run's pictures, new ids
+    return dataclasses.replace(result, findings=findings + [plugin], features=features, thumbnails=thumbnails,
                                dataset_summary={**result.dataset_summary, "source": source})
+
+
+class _Renamed(dict):
+    """A thumbnails mapping read through renamed sample ids (new id -> old id)."""
+
+    def __init__(self, source, renamed: dict[str, str]):
+        super().__init__()
+        self.source, self.renamed = source, renamed
+
+    def get(self, sample, default=None):
+        return self.source.get(self.renamed.get(sample, sample), default)
 
 
 class _Tags(HTMLParser):

@@ -68,10 +68,7 @@ def _imports(path: Path) -> list[tuple[str, ...]]:
 
 #: Imports that break the flow today and are being removed, with the reason; the test fails once one
 #: is gone so the entry is deleted with it.
-PENDING: dict[str, set[str]] = {
-    # the report decodes the thumbnails the run did not hand it; they move into the decode pass
-    "report/decode_fallback.py": {"features"},
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def _part(parts: tuple[str, ...]) -> str:

@@ -50,21 +50,25 @@ def test_report_shows_every_thumbnail_after_the_images_are_deleted(data, tmp_pat
     shutil.copytree(data, copy)
     thumbnails = ReportThumbnails()
     result = va.scan(copy, cache_dir=tmp_path / "cache", thumbnails=thumbnails)
-    decoded_by_report = _images(render_html(result))        # today's way: the report decodes the files
+    assert result.thumbnails is thumbnails                  # the Result carries the run's thumbnails
     shutil.rmtree(copy)
-    text = render_html(result, thumbnails=thumbnails, decode_missing=False)
+    text = render_html(result)
     shown = _images(text)
     decodable = result.features["error_kind"].isna()
     tiles = set(TILE.findall(text))
     assert len(shown) > 25 and set(shown) == {s for s in tiles if decodable[s]}
-    assert set(shown) == set(decoded_by_report)
-    assert "could not be decoded for display" not in text
+    assert "no thumbnail kept with this run" not in text
     # Only what the report looked up is kept (what a run folder's thumbnails.parquet saves).
     assert set(thumbnails) == set(shown) and len(thumbnails) < len(result.features)
-    # The same pictures as the report decoded itself, of the same size (to a pixel's rounding).
+    # The same pictures as the report made when it decoded the files itself (the display decoder's
+    # thumbnail of the original file), of the same size (to a pixel's rounding).
     psnr = []
     for sample, (jpeg, width, height) in shown.items():
-        ref, ref_w, ref_h = decoded_by_report[sample]
+        original = data / Path(result.features.at[sample, "path"]).relative_to(copy)
+        buf = io.BytesIO()
+        decode.open_for_display(str(original), THUMBNAIL_SIZE).save(buf, "JPEG", quality=72)
+        ref = buf.getvalue()
+        ref_w, ref_h = Image.open(io.BytesIO(ref)).size
         assert max(width, height) == min(THUMBNAIL_SIZE, max(ref_w, ref_h)) and abs(width - ref_w) + abs(height - ref_h) <= 1
         a = np.asarray(Image.open(io.BytesIO(jpeg)).resize((ref_w, ref_h)), dtype=float)
         b = np.asarray(Image.open(io.BytesIO(ref)), dtype=float)
@@ -113,3 +117,29 @@ def test_the_command_line_opens_no_image_after_the_decode_pass(data, tmp_path, m
     assert len(shown) > 25
     assert dict(zip(saved.column("sample_id").to_pylist(), saved.column("jpeg").to_pylist())) == {
         s: jpeg for s, (jpeg, _, _) in shown.items()}
+
+
+def test_python_api_reports_show_the_runs_thumbnails_with_the_images_gone(data, tmp_path):
+    """scan -> write_html, save_run -> `visionaudit report`, load_run -> render_html: every path shows the
+    decode pass's thumbnails, which the Result carries (issue 8, acceptance 2: the report never decodes)."""
+    from visionaudit.report import write_html
+    from visionaudit.report.run_folder import load_run, save_run
+
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    result = va.scan(copy, use_cache=False, workers=1)     # no thumbnails argument, no cache: packs in a temp folder
+    shutil.rmtree(copy)
+    gc.collect()                                            # the Result keeps the run's previews alive
+    text = write_html(result, tmp_path / "report.html").read_text(encoding="utf-8")
+    shown = _images(text)
+    decodable = result.features["error_kind"].isna()
+    assert len(shown) > 25 and set(shown) == {s for s in TILE.findall(text) if decodable[s]}
+    assert "no thumbnail kept with this run" not in text
+
+    run = tmp_path / "run"
+    save_run(result, run)                                   # keeps the thumbnails its report shows
+    res = CliRunner().invoke(app, ["report", str(run), "--fail-on", "never", "-q"])
+    assert res.exit_code == 0, res.output
+    assert _images((run / "report.html").read_text(encoding="utf-8")) == shown
+    loaded, thumbnails = load_run(run)
+    assert loaded.thumbnails == thumbnails and _images(render_html(loaded)) == shown

@@ -228,7 +228,7 @@ def _write_reports(result: Result, out: Path, thumbnails: MutableMapping[str, by
     from .report.html import write_html
     from .report.run_folder import save_run
 
-    html_path = write_html(result, out / "report.html", thumbnails=thumbnails, decode_missing=False)
+    html_path = write_html(result, out / "report.html", thumbnails=thumbnails)
     json_path = save_run(result, out, thumbnails)
     if scores_csv is not None:
         scores_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ def report(
             result = result.judged(load_config(config).get("checks") or {})
     except VisionauditError as exc:
         _fail(exc)
-    html_path = write_html(result, html or run_dir / "report.html", thumbnails=thumbnails, decode_missing=False)
+    html_path = write_html(result, html or run_dir / "report.html", thumbnails=thumbnails)
     if junit is not None:
         from .report.junit import write_junit
         write_junit(result, junit, fail_on=fail_on)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -162,6 +163,8 @@ class Result:
     and ``prediction_issues`` for predicted objects (indexed by prediction id, e.g. a confident
     detection with no annotation), each when a check judged such items. ``features`` holds the raw per-image properties (brightness, blur,
     size...). ``stats`` holds a job's tables (evaluate: metrics with CIs, per-class scores...).
+    ``thumbnails`` (sample id -> JPEG) are the report's pictures from the run's decode pass (a
+    ``ReportThumbnails``) or from a saved run folder; they are not part of the saved Result or of equality.
     """
 
     findings: list[Finding]
@@ -172,6 +175,7 @@ class Result:
     stats: dict[str, Any] = field(default_factory=dict)
     object_issues: pd.DataFrame | None = None
     prediction_issues: pd.DataFrame | None = None
+    thumbnails: MutableMapping[str, bytes] | None = field(default=None, repr=False)
 
     def by_severity(self, severity: Severity | str) -> list[Finding]:
         sev = Severity(severity)

@@ -50,8 +50,9 @@ def scan(
 
     ``source`` is a folder, a CSV/Parquet manifest, a COCO json (with ``images``) or a YOLO yaml.
     ``group_columns`` names metadata columns (patient, video...) that must not span splits.
-    ``thumbnails``, when given, is connected to the thumbnails of the run's decode pass, for the report
-    (:class:`~visionaudit.features.thumbnails.ReportThumbnails`).
+    The Result carries the thumbnails of the run's decode pass for the report (``result.thumbnails``, a
+    :class:`~visionaudit.features.thumbnails.ReportThumbnails`); ``thumbnails``, when given, is the one
+    connected to them.
 
     >>> result = scan("data/")
     >>> [f.issue for f in result.findings][:6]
@@ -97,7 +98,8 @@ def run_suite(
     ``predictions`` and handed to the checks as ``ctx.compare``. ``model`` (keyword
     arguments of :meth:`visionaudit.predictors.from_model.ModelPredictor.prepare`: ``model``, ``preprocess``,
     ``classes``, ``output``) runs an image model over the dataset after the feature pass for the predictions.
-    ``thumbnails`` is connected to the report thumbnails of the feature pass.
+    ``thumbnails`` (a new one when not given) is connected to the report thumbnails of the feature pass
+    and carried by the Result.
 
     >>> result = run_suite("scan", "data/", config={"checks": {"quality.blurry": {"severity": "error"}}})
     >>> result.run_info["job"], result.finding("blurry").severity.value
@@ -124,8 +126,9 @@ def run_suite(
     t0 = time.perf_counter()
     run = data.feature_run
     feature_seconds = time.perf_counter() - t0
-    if thumbnails is not None:
-        thumbnails.connect(run.thumbnails, dataset.samples.set_index("sample_id")["path"])
+    # The Result carries the run's thumbnails, so every report of it shows images without decoding any.
+    thumbnails = ReportThumbnails() if thumbnails is None else thumbnails
+    thumbnails.connect(run.thumbnails, dataset.samples.set_index("sample_id")["path"])
     preds, made = plan.make(data)
     ctx = Context(data, predictions=preds, compare=other)
     outputs: list[CheckOutput] = []
@@ -170,7 +173,8 @@ def run_suite(
     return Result(findings=findings, issues=scores_table(outputs, ctx.sample_ids), features=features,
                   dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {},
                   object_issues=_item_scores(outputs, "object_id", dataset.objects),
-                  prediction_issues=_item_scores(outputs, "prediction_id", getattr(preds, "objects", None)))
+                  prediction_issues=_item_scores(outputs, "prediction_id", getattr(preds, "objects", None)),
+                  thumbnails=thumbnails)
 
 
 def _item_scores(outputs: list[CheckOutput], key: Literal["object_id", "prediction_id"],

@@ -6,16 +6,16 @@ why/fix text and its blocks, each block type by one macro of ``templates/report.
 geometry of :mod:`visionaudit.report.charts`. Galleries are capped so the page stays a few MB for any
 dataset size; the rest is in ``findings.json``.
 
-Thumbnails (sample id -> JPEG bytes) come from the ``thumbnails`` mapping given (a saved run
-folder's, or the decode pass's). Those missing are, for now, decoded by
-:mod:`visionaudit.report.decode_fallback` (each file at most once per report) and added to the
-mapping, unless ``decode_missing`` is False (re-rendering a saved run opens no image file).
+Thumbnails (sample id -> JPEG bytes) come from the ``thumbnails`` mapping given, else from the
+Result's own (``result.thumbnails``: those of the run's decode pass, or of a saved run folder). The
+report never opens an image file: a tile without a thumbnail says why it has no picture.
 """
 from __future__ import annotations
 
 import base64
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,9 +50,7 @@ def write_html(
     max_gallery: int = MAX_GALLERY,
     max_groups: int = MAX_GROUPS,
     thumb_size: int = THUMB_SIZE,
-    workers: int | None = None,
-    thumbnails: dict[str, bytes] | None = None,
-    decode_missing: bool = True,
+    thumbnails: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write the self-contained HTML report and return its path.
 
@@ -64,7 +62,7 @@ def write_html(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(result, max_gallery=max_gallery, max_groups=max_groups, thumb_size=thumb_size,
-                       workers=workers, thumbnails=thumbnails, decode_missing=decode_missing)
+                       thumbnails=thumbnails)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -77,20 +75,16 @@ def render_html(
     max_gallery: int = MAX_GALLERY,
     max_groups: int = MAX_GROUPS,
     thumb_size: int = THUMB_SIZE,
-    workers: int | None = None,
-    thumbnails: dict[str, bytes] | None = None,
-    decode_missing: bool = True,
+    thumbnails: Mapping[str, bytes] | None = None,
 ) -> str:
     """The report as one HTML string (see :func:`write_html` and the module's note on thumbnails)."""
     if not isinstance(thumb_size, int) or thumb_size < 1:
         raise ValueError(f"invalid thumb_size={thumb_size!r}: expected a positive integer")
     report = build_report(result, max_gallery=max_gallery, max_groups=max_groups)
     wanted = list(dict.fromkeys(t.sample for t in report.tiles()))
-    thumbnails = {} if thumbnails is None else thumbnails
-    if decode_missing:  # DECODE FALLBACK: delete this `if` with report/decode_fallback.py
-        from .decode_fallback import decode_thumbnails
-        thumbnails.update(decode_thumbnails(result.features, [s for s in wanted if s not in thumbnails], thumb_size, workers))
-    images = {s: _image(thumbnails[s]) for s in wanted if thumbnails.get(s) is not None}
+    if thumbnails is None:
+        thumbnails = result.thumbnails if result.thumbnails is not None else {}
+    images = {s: _image(data) for s in wanted if (data := thumbnails.get(s)) is not None}
     return _template().render(report=report, images=images, thumb_size=thumb_size)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -47,9 +48,12 @@ def _read_table(path: Path) -> pd.DataFrame:
     return df
 
 
-def save_run(result: Result, out: str | os.PathLike, thumbnails: dict[str, bytes] | None = None) -> Path:
+def save_run(result: Result, out: str | os.PathLike, thumbnails: Mapping[str, bytes] | None = None) -> Path:
     """Write ``result`` (and the report's ``thumbnails``) into the run folder ``out``; returns the
-    path of ``findings.json``. Files of an earlier run in the folder are replaced, one by one."""
+    path of ``findings.json``. Files of an earlier run in the folder are replaced, one by one.
+
+    Without ``thumbnails``, the Result's own are kept (``result.thumbnails``, from its decode pass):
+    those a report looked up already and those the report of this Result shows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_table(result.issues, out / SCORES)
@@ -59,6 +63,8 @@ def save_run(result: Result, out: str | os.PathLike, thumbnails: dict[str, bytes
         elif (out / name).exists():
             (out / name).unlink()
     _write_table(result.features, out / FEATURES)
+    if thumbnails is None and result.thumbnails is not None:
+        thumbnails = _shown_thumbnails(result, result.thumbnails)
     if thumbnails is not None:
         ids = sorted(thumbnails)
         table = pa.table({"sample_id": pa.array(ids, pa.string()),
@@ -69,12 +75,21 @@ def save_run(result: Result, out: str | os.PathLike, thumbnails: dict[str, bytes
     return write_json(result, out / FINDINGS)
 
 
+def _shown_thumbnails(result: Result, source: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The thumbnails ``source`` has of the samples it gave already and of those the report of ``result`` shows."""
+    from .views import build_report
+
+    wanted = dict.fromkeys([*source, *(t.sample for t in build_report(result).tiles())])
+    return {s: data for s in wanted if (data := source.get(s)) is not None}
+
+
 def load_run(run_dir: str | os.PathLike) -> tuple[Result, dict[str, bytes]]:
-    """The Result saved in ``run_dir`` by :func:`save_run`, and its thumbnails (empty if none were saved).
+    """The Result saved in ``run_dir`` by :func:`save_run`, and its thumbnails (empty if none were saved),
+    which the Result carries too (``result.thumbnails``), so its report shows them.
 
     >>> saved, thumbnails = load_run("visionaudit-report")     # what save_run(result, ...) wrote
-    >>> saved == result, len(thumbnails)
-    (True, 0)
+    >>> saved == result, len(thumbnails), saved.thumbnails is thumbnails   # the thumbnails its report shows
+    (True, 81, True)
     >>> saved.issues["label_issues_score"].nsmallest(2)
     sample_id
     train/beach/beach_0022.jpg    0.0082
@@ -103,4 +118,5 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Result, dict[str, bytes]]:
     if (run_dir / THUMBNAILS).is_file():
         table = pq.read_table(run_dir / THUMBNAILS)
         thumbnails = dict(zip(table.column("sample_id").to_pylist(), table.column("jpeg").to_pylist()))
+    result.thumbnails = thumbnails
     return result, thumbnails
