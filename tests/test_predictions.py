@@ -17,7 +17,7 @@ from visionaudit.errors import ArgumentError, SourceError
 from visionaudit.predictors import Predictions, read_predictions
 
 CLASSES = ["0", "1", "2"]
-HINT = "(pass from_logits=True if the file holds logits)"
+HINT = "(pass --from-logits, or from_logits=True in Python, if the file holds logits)"
 
 
 @pytest.fixture
@@ -177,9 +177,10 @@ def test_errors_name_the_file_line_and_field(digits):
     assert _error(p, dataset) == f"{p}, line 6, field '1': negative probability -0.2 {HINT}"
 
     bad = probs.copy()
-    bad[7] = [0.5, 0.3, 0.1]
+    bad[7] = [0.52, 0.31, 0.07]   # two decimals: rounding explains up to 3 x 0.005 = 0.015, not 0.1
     p = _write(tmp, _csv(dataset, bad))
-    assert _error(p, dataset) == f"{p}, line 9: probabilities sum to 0.9, not 1 {HINT}"
+    assert _error(p, dataset) == (f"{p}, line 9: probabilities sum to 0.9, not 1, by more than rounding to 2 "
+                                  f"decimal(s) explains (±0.015) {HINT}")
     assert _error(p, dataset, from_logits=False) == _error(p, dataset)
 
     rows = list(good)

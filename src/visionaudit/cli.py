@@ -37,10 +37,18 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     """visionaudit: find the pitfalls that make computer-vision models fail in production."""
 
 
+SOURCE_HELP = ("Image folder (split folders train/val/test, also train2017, val_2017, images/train), manifest "
+               "(.csv/.parquet), COCO .json, a folder kept as COCO ships it (annotations/instances_*.json beside "
+               "train2017/, val2017/), YOLO .yaml or Pascal VOC folder.")
+COCO_HELP = ("A COCO instances json and its image folder, JSON:IMAGES, one split each; repeat it for several splits "
+             "(instead of SOURCE). Sample ids are image paths relative to the folder the image folders share.")
+
+
 @app.command()
 def scan(
-    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json, YOLO .yaml or Pascal VOC folder."),
+    source: Optional[Path] = typer.Argument(None, metavar="SOURCE", help=SOURCE_HELP, show_default=False),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
+    coco: list[str] = typer.Option([], "--coco", metavar="JSON:IMAGES", help=COCO_HELP),
     out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o", help="Folder for report.html and findings.json."),
     fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never (any case)."),
     group_column: list[str] = typer.Option([], "--group-column", "-g", help="Metadata column that must not span splits (patient, video...). Repeatable."),
@@ -61,14 +69,15 @@ def scan(
     from .scan import ReportThumbnails
 
     fail_on = _check_fail_on(fail_on)
-    if write_clean_manifest is not None and write_clean_manifest.resolve() == source.resolve():
+    dataset_source = _dataset_source(source, coco)
+    if write_clean_manifest is not None and source is not None and write_clean_manifest.resolve() == source.resolve():
         err.print(f"[red]error:[/red] --write-clean-manifest {write_clean_manifest} is the input itself; "
                   "visionaudit never overwrites user data: choose a new file name")
         raise typer.Exit(2)
     _check_outputs(out, {"--junit": junit, "--scores-csv": scores_csv, "--write-clean-manifest": write_clean_manifest})
     thumbnails = ReportThumbnails()
     try:
-        result = run_scan(source, images=images, group_columns=group_column, config=config, cache_dir=cache_dir,
+        result = run_scan(dataset_source, images=images, group_columns=group_column, config=config, cache_dir=cache_dir,
                           use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet), thumbnails=thumbnails)
     except VisionauditError as exc:
         _fail(exc)
@@ -88,7 +97,7 @@ def scan(
 
 @app.command()
 def evaluate(
-    source: Path = typer.Argument(..., help="Image folder, manifest (.csv/.parquet), COCO .json, YOLO .yaml or Pascal VOC folder."),
+    source: Optional[Path] = typer.Argument(None, metavar="SOURCE", help=SOURCE_HELP, show_default=False),
     predictions: Optional[Path] = typer.Option(
         None, "--predictions", "-p",
         help="Model outputs: CSV/TSV/Parquet keyed by sample_id or path with one column per class, or .npy. "
@@ -111,6 +120,11 @@ def evaluate(
     group_column: list[str] = typer.Option([], "--group-column", "-g",
                                            help="Metadata column (patient, video...): kept in one fold when cross-validating, sliced for weak segments. Repeatable."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO json."),
+    coco: list[str] = typer.Option([], "--coco", metavar="JSON:IMAGES", help=COCO_HELP),
+    from_logits: bool = typer.Option(
+        False, "--from-logits", help="The predictions file holds logits: softmax each row. Without it, rows are read "
+                                     "as probabilities (rows off 1 by rounding are renormalised), or as logits when "
+                                     "most rows are not probabilities."),
     out: Path = typer.Option(Path("visionaudit-report"), "--out", "-o",
                              help="Folder for report.html, findings.json and label_candidates.csv."),
     fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding is at least this severe: error, warning or never (any case)."),
@@ -130,6 +144,7 @@ def evaluate(
     from .scan import ReportThumbnails
 
     fail_on = _check_fail_on(fail_on)
+    dataset_source = _dataset_source(source, coco)
     thumbnails = ReportThumbnails()
     if compare is not None:
         if predictions is not None:
@@ -138,7 +153,7 @@ def evaluate(
         predictions = compare[0]
     _check_outputs(out, {"--junit": junit, "--scores-csv": scores_csv})
     try:
-        result = run_evaluate(source, predictions, images=images, config=config, cache_dir=cache_dir,
+        result = run_evaluate(dataset_source, predictions, images=images, from_logits=True if from_logits else "auto", config=config, cache_dir=cache_dir,
                               use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column,
                               compare=compare[1] if compare else None, model=model, preprocess=preprocess,
                               model_classes=model_classes, model_output=model_output, thumbnails=thumbnails)
@@ -213,6 +228,32 @@ def _check_outputs(out: Path | None, files: dict[str, Path | None]) -> None:
         if path.is_dir():
             _usage(f"invalid {option} {path}: it is a folder; give a file name")
         _check_writable(path.parent, option, path)
+
+
+def _dataset_source(source: Path | None, coco: list[str]) -> Path | list[tuple[Path, Path | None]]:
+    """SOURCE, or the ``(json, image folder)`` pairs of ``--coco JSON:IMAGES`` (exit 2 for neither or both,
+    or a pair that is not one)."""
+    if not coco:
+        if source is None:
+            err.print("[red]error:[/red] missing SOURCE: give a dataset (folder, manifest, COCO .json, YOLO .yaml) "
+                      "or --coco JSON:IMAGES")
+            raise typer.Exit(2)
+        return source
+    if source is not None:
+        err.print(f"[red]error:[/red] give SOURCE ({escape(str(source))}) or --coco JSON:IMAGES pairs, not both")
+        raise typer.Exit(2)
+    pairs = []
+    for value in coco:
+        cut = value.lower().rfind(".json:")
+        if cut >= 0 and value[cut + 6:].strip():
+            pairs.append((Path(value[:cut + 5]), Path(value[cut + 6:])))
+        elif value.lower().endswith(".json"):
+            pairs.append((Path(value), None))
+        else:
+            err.print(f"[red]error:[/red] invalid --coco {escape(value)!r}: expected JSON:IMAGES, a COCO instances "
+                      ".json file, a colon and its image folder (e.g. annotations/instances_val2017.json:val2017)")
+            raise typer.Exit(2)
+    return pairs
 
 
 def _fail(exc: VisionauditError) -> NoReturn:

@@ -42,10 +42,25 @@ class DecodeErrors(Check):
             ids = list(ctx.sample_ids[hit.to_numpy()])
             if ids:
                 errors = ctx.features.loc[ids, "error"].astype(str).to_dict()
-                findings.append(self.finding(issue=kind, title=title, message=text.format(n=len(ids)),
+                message = text.format(n=len(ids))
+                if kind == "missing":
+                    message = message[:-1] + _where_missing(ctx, ids)
+                findings.append(self.finding(issue=kind, title=title, message=message,
                                              samples=ids, scores={i: 0.0 for i in ids},
                                              evidence={"errors": errors}))
         return output.add(*findings)
+
+
+def _where_missing(ctx: Context, ids: list[str]) -> str:
+    """Where the missing files were looked for (their folders) and, for a COCO json, how to point at its images."""
+    paths = ctx.dataset.samples.set_index("sample_id").loc[ids, "path"].astype(str)
+    folders = sorted({os.path.dirname(p) for p in paths})
+    shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more folder(s)" if len(folders) > 3 else "")
+    hint = ""
+    if ctx.dataset.format == "coco":
+        hint = (" A COCO json's file names are relative to its image folder: pass it with --images FOLDER "
+                "(or --coco JSON:FOLDER per split).")
+    return f" (looked for them in {shown}).{hint}"
 
 
 def _binary_scores(ctx: Context, output: CheckOutput, issue: str, judged: pd.Series, hit: pd.Series) -> list[str]:

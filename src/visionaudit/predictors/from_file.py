@@ -3,13 +3,15 @@
 Accepted files:
 
 - ``.csv`` / ``.tsv`` / ``.parquet``: a key column, ``sample_id`` (matched to the dataset's sample ids)
-  or ``path`` (matched to the image files; relative paths are taken relative to the predictions
-  file's folder), and one column per class named like the dataset's labels, or ``prob_<class>``
-  (then other columns are ignored).
+  or ``path`` (matched to the image files: a relative path is taken relative to the predictions
+  file's folder, else as a sample id, else relative to the dataset's root), and one column per class
+  named like the dataset's labels, or ``prob_<class>`` (then other columns are ignored).
 - ``.npy``: an ``(n_samples, n_classes)`` array in dataset order, with the classes in sorted order.
 
 Samples the file does not mention keep a row of NaN (they are counted in ``Predictions.notes``);
-every value that is given must be a finite number.
+every value that is given must be a finite number. Probabilities written with a few decimals rarely
+sum to exactly 1: a row off by no more than rounding explains (:func:`rounding_tolerance`) is
+renormalised; a row off by more is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ class _Table:
             raise SourceError(str(self.path), f"no key column: expected {' or '.join(map(repr, KEY_COLUMNS))}; "
                                               f"found columns: {', '.join(frame.columns)}", line=header)
         class_cols = self._class_columns(key, labels)
+        self.class_cols = class_cols
         positions = self._positions(dataset, key)
         values = self._numbers(class_cols)
         return [c[len(PROB_PREFIX):] if c.startswith(PROB_PREFIX) else c for c in class_cols], values, positions
@@ -187,14 +190,18 @@ class _Table:
             index = {}
             for i, path in enumerate(samples["path"].astype(str)):
                 index.setdefault(os.path.realpath(path), []).append(i)
-            base = self.path.parent
-            wanted = [os.path.realpath(base / k) for k in keys]
+            wanted = self._path_keys(dataset, keys.tolist(), index)
             what = "paths"
         unknown = [r for r, k in enumerate(wanted) if k not in index]
         if unknown:
             shown = ", ".join(f"{keys.iloc[r]!r} ({self._where(r)})" for r in unknown[:5])
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            raise self.error(f"{len(unknown)} {what} are not in the dataset: {shown}{more}", unknown[0], key)
+            how = ""
+            if what == "paths":
+                root = f", or relative to the dataset's root {dataset.root}" if dataset.root is not None else ""
+                how = (f" (a path is matched relative to the predictions file's folder {self.path.parent}, as a "
+                       f"sample id{root})")
+            raise self.error(f"{len(unknown)} {what} are not in the dataset: {shown}{more}{how}", unknown[0], key)
         rows, positions = [], []
         for r, k in enumerate(wanted):
             for pos in index[k]:
@@ -203,6 +210,23 @@ class _Table:
         self.frame = self.frame.iloc[rows].reset_index(drop=True)
         self._rows = np.asarray(rows)
         return np.asarray(positions)
+
+    def _path_keys(self, dataset: Dataset, keys: list[str], index: dict[str, list[int]]) -> list[str]:
+        """Each ``path`` key as the real path of a dataset file when it names one: relative to this
+        file's folder, else as a sample id (paths relative to the dataset's root, as the readers make
+        them), else relative to the root; a key that names none is returned as read."""
+        path_of = dict(zip(dataset.samples["sample_id"].astype(str), dataset.samples["path"].astype(str)))
+        root = dataset.root
+        out = []
+        for k in keys:
+            for candidate in (self.path.parent / k, path_of.get(k), path_of.get(k.replace("\\", "/")),
+                              None if root is None else Path(root) / k):
+                if candidate is not None and os.path.realpath(candidate) in index:
+                    out.append(os.path.realpath(candidate))
+                    break
+            else:
+                out.append(k)
+        return out
 
     def _where(self, row: int) -> str:
         return f"line {self.line_of(row)}" if self.unit == "line" else f"row {row + 1}"
@@ -223,16 +247,61 @@ class _Table:
         """The table row that value row ``r`` came from."""
         return int(self._rows[r])
 
+    def printed(self, r: int, class_cols: list[str]) -> list[str]:
+        """Value row ``r``'s cells as the file wrote them (text in a CSV; a Parquet number's shortest form)."""
+        return [v if isinstance(v, str) else repr(v) for v in self.frame[class_cols].iloc[r].tolist()]
+
+
+def decimals(text: str) -> int:
+    """How many decimals a number was written with (``0.125`` -> 3, ``1.5e-04`` -> 5, ``1`` -> 0).
+
+    >>> decimals("0.125"), decimals("1.5e-04"), decimals("1"), decimals("0.1000")
+    (3, 5, 0, 4)
+    """
+    mantissa, _, exponent = text.strip().lower().partition("e")
+    places = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
+    try:
+        places -= int(exponent) if exponent else 0
+    except ValueError:
+        pass
+    return max(places, 0)
+
+
+def rounding_tolerance(cells: list[str]) -> tuple[float, int]:
+    """How far from 1 a row of probabilities written as ``cells`` may sum from rounding alone, and the
+    decimals it was written with: each of K values rounded to d decimals is off by at most half a unit
+    of the last decimal, so the sum by K x 0.5 x 10^-d; never less than ``SUM_TOLERANCE`` (1e-3).
+
+    >>> rounding_tolerance(["0.3333", "0.3333", "0.3333"])   # sums to 0.9999
+    (0.001, 4)
+    >>> rounding_tolerance(["0.33", "0.33", "0.33"])         # sums to 0.99: 3 x 0.005 explains it
+    (0.015, 2)
+    """
+    places = max((decimals(c) for c in cells), default=0)
+    return max(SUM_TOLERANCE, len(cells) * 0.5 * 10.0 ** -places), places
+
+
+#: At most this many rows off 1 by more than 1e-3 have their decimals read: past it, the file is judged
+#: on what those rows say (more than half of a file off by more than 1e-3 are logits, or an error).
+_MAX_LOOKED_AT = 100_000
+#: Rows off 1 by more than this are renormalised (float32 softmax outputs are off by ~1e-7); the note
+#: counts those off by more than ``_NOTED``.
+_RENORMALISE, _NOTED = 1e-9, 1e-6
+
 
 def _as_probabilities(values: np.ndarray, from_logits: bool | str, p: Path, table: _Table | None,
                       classes: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Validate probabilities, or softmax logits; ``table`` (None for .npy) locates a bad row."""
+    """Validate probabilities (renormalising rows off 1 by rounding), or softmax logits; ``table``
+    (None for .npy) locates a bad row and gives the cells as written."""
     from scipy.special import softmax
 
     def error(problem: str, r: int, column: str | None = None) -> SourceError:
         if table is None:
             return SourceError(str(p), f"row index {r}: {problem}", field=column)
         return table.error(problem, table.source_row(r), column)
+
+    def printed(r: int) -> list[str]:
+        return table.printed(r, table.class_cols) if table is not None else [repr(float(v)) for v in values[r]]
 
     if table is None and not np.isfinite(values).all():
         r, c = np.argwhere(~np.isfinite(values))[0]
@@ -241,17 +310,33 @@ def _as_probabilities(values: np.ndarray, from_logits: bool | str, p: Path, tabl
         return softmax(values, axis=1), []
     negative = (values < 0).any(axis=1)
     sums = values.sum(axis=1)
-    off = np.abs(sums - 1.0) > SUM_TOLERANCE
+    deviation = np.abs(sums - 1.0)
+    off = deviation > SUM_TOLERANCE
+    # Only rows off by more than the floor need their printed decimals (few, unless the file holds logits).
+    for r in np.flatnonzero(off & ~negative)[:_MAX_LOOKED_AT]:
+        off[r] = deviation[r] > rounding_tolerance(printed(int(r)))[0]
     bad = negative | off
-    if not bad.any():
-        return values, []
-    if from_logits == "auto" and bad.mean() > 0.5:
+    if bad.any() and from_logits == "auto" and bad.mean() > 0.5:
         return softmax(values, axis=1), [
             f"{p.name}: {int(bad.sum())} of {len(values)} rows are not probabilities (negative or not summing to 1), "
             "so the values were read as logits and turned into probabilities with a softmax"]
-    hint = " (pass from_logits=True if the file holds logits)"
-    r = int(np.flatnonzero(bad)[0])
-    if negative[r]:
-        c = int(np.flatnonzero(values[r] < 0)[0])
-        raise error(f"negative probability {values[r, c]:g}{hint}", r, classes[c])
-    raise error(f"probabilities sum to {sums[r]:.6g}, not 1{hint}", r)
+    if bad.any():
+        hint = " (pass --from-logits, or from_logits=True in Python, if the file holds logits)"
+        r = int(np.flatnonzero(bad)[0])
+        if negative[r]:
+            c = int(np.flatnonzero(values[r] < 0)[0])
+            raise error(f"negative probability {values[r, c]:g}{hint}", r, classes[c])
+        tolerance, places = rounding_tolerance(printed(r))
+        raise error(f"probabilities sum to {sums[r]:.6g}, not 1, by more than rounding to {places} decimal(s) "
+                    f"explains (±{tolerance:.3g}){hint}", r)
+    fix = deviation > _RENORMALISE
+    if not fix.any():
+        return values, []
+    values = values.copy()
+    values[fix] /= sums[fix, None]
+    notes = []
+    noted = int((deviation > _NOTED).sum())
+    if noted:
+        notes.append(f"{p.name}: {noted} row(s) summed to 1 only to within rounding (off by up to "
+                     f"{deviation.max():.2g}); they were renormalised")
+    return values, notes
