@@ -28,10 +28,12 @@ issue               property               cut-off
 ==================  =====================  ======================================================
 blurry              edge_sharpness         below 1.2 / 1.2 (Laplacian / gradient energy, own px)
 dark                highlights             below 0.25 / 0.35 (mean of the brightest 5%, 0..1)
-overexposed         shadows                above 0.70 / 0.55 (mean of the darkest 5%, 0..1)
+overexposed         shadows                above 0.70 / 0.55 (mean of the darkest 5%, 0..1; of the
+                                           object's pixels on a plain white background)
 low_contrast        relative_contrast      below 0.20 / 0.30
 low_information     dynamic_range,entropy  range below 0.04 (98% of pixels within 10 levels),
-                                           or entropy an outlier below 4 bits
+                                           or entropy an outlier below 4 bits with structure
+                                           (edges, texture) in under 5% of the image
 noisy               noise                  above 12 / 8 grey levels (white chroma noise; colour only)
 jpeg_artifacts      jpeg_quality           below 30 / 60 (JPEG only)
 grayscale_as_rgb    channel_spread         below 0.25 grey levels, when such images are < 50%
@@ -54,7 +56,8 @@ import numpy as np
 import pandas as pd
 
 from ..context import Context
-from ..features.properties import GRAY_MODES
+from ..features.hashing import thumb_matrix
+from ..features.properties import GRAY_MODES, thumbnail_structure
 from ..findings import CheckOutput, Severity
 from .base import Check
 
@@ -250,13 +253,42 @@ class Overexposed(PropertyCheck):
     direction = "above"
     transform = staticmethod(lambda v: -np.log(1.01 - np.asarray(v, dtype=float)))
     inverse = staticmethod(lambda t: 1.01 - math.exp(-t))
+    # Washed out: the tone curve lifted until even the darkest 5% of the pixels are light, the highlights
+    # clipped or squeezed into the last few levels. On a plain bright background (a product shot,
+    # clip-art, a sketch on white: the image's border is flat and above 90% grey) the white is the
+    # background, not lost highlights: the object's own darkest tones are judged instead. A photo only
+    # pushed up (a gain that burns its bright half to white but keeps its deep shadows) is not told
+    # apart from a snow field or an overcast sky by any whole-image statistic and is not flagged
+    # (benchmarks/quality_real.py prints both rates).
     defaults = {"absolute": 0.7, "floor": 0.55, "z": 4.0, "min_images": 20}
     message = ("{n} image(s) are overexposed: even their darkest 5% of pixels average above {cutoff:.0%} grey "
-               "(dataset median {median:.0%}).")
+               "(dataset median {median:.0%}; on a plain white background, the object's own darkest pixels).")
     why = ("Overexposure clips highlights to white and lifts every shadow: shapes and texture are gone where a "
-           "model needs them. Judging by the darkest pixels keeps white-background images (products, "
-           "documents) from being called overexposed.")
+           "model needs them. Judging by the darkest pixels, and by the object's own pixels where the image is "
+           "an object on a plain white background, keeps product shots, documents and sketches from being "
+           "called overexposed.")
     fix = "Drop or re-capture the images, or fix exposure at the source; check for a wrong gamma or brightness step in the pipeline."
+
+    def run(self, ctx: Context) -> CheckOutput:
+        output = self.output()
+        mask = self.judged(ctx).to_numpy()
+        ids = ctx.sample_ids[mask]
+        shadows = ctx.numeric(self.column)[mask]
+        cut = self.cutoff(shadows)
+        # On a plain bright background (its border flat and above 90% grey), the object's own darkest tones.
+        own = ((ctx.numeric("background_share")[mask] >= 0.5) & (ctx.numeric("background_level")[mask] >= 0.9)
+               & np.isfinite(ctx.numeric("foreground_shadows")[mask]))
+        judged = np.where(own, ctx.numeric("foreground_shadows")[mask], shadows)
+        scores = pd.Series(cutoff_scores(judged, cut, self.transform), index=ids)
+        flags = pd.Series(cut.flags(judged), index=ids)
+        output.score(self.issue, scores, flags)
+        hit = list(ids[flags.to_numpy()])
+        if not hit:
+            return output
+        return output.add(self.finding(issue=self.issue, samples=hit, scores=scores,
+                                       message=self.message.format(n=len(hit), cutoff=cut.value,
+                                                                   median=float(np.median(shadows))),
+                                       evidence=self.evidence(cut, shadows)))
 
 
 class LowContrast(PropertyCheck):
@@ -280,9 +312,14 @@ class LowInformation(PropertyCheck):
     issue = "low_information"
     column = "entropy"
     min_scale = 0.25
-    defaults = {"absolute_range": 0.04, "floor": 4.0, "z": 4.0, "min_images": 20}
+    # The entropy rule flags only images with almost no structure: under ``max_structure`` of the image
+    # with any edge or texture (4x4-pixel blocks of the 32x32 thumbnail spanning more than 8 levels).
+    # Clip-art, a sketch or an object on a plain background have few grey levels (a low entropy) but
+    # plenty of structure; a blank or near-uniform frame has none.
+    defaults = {"absolute_range": 0.04, "floor": 4.0, "z": 4.0, "min_images": 20, "max_structure": 0.05}
     message = ("{n} image(s) carry almost no information: nearly uniform (98% of pixels within "
-               "{range_levels} grey levels) or an entropy below {cutoff:.2f} bits (dataset median {median:.2f}).")
+               "{range_levels} grey levels) or an entropy below {cutoff:.2f} bits (dataset median {median:.2f}) "
+               "with structure in under {structure:.0%} of the image.")
     why = ("Blank frames (lens cap, empty conveyor, a failed capture, a placeholder) are not examples of any "
            "class; labelled as one, they teach the model that a blank image means that class.")
     fix = "Remove them from the dataset, or label them as an explicit 'empty' class if the deployment sees them."
@@ -298,6 +335,17 @@ class LowInformation(PropertyCheck):
     def run(self, ctx: Context) -> CheckOutput:
         output = self.output()
         scores, flags, cut, values = self.evaluate(ctx)
+        look = np.flatnonzero(flags.to_numpy())
+        most = float(self.params["max_structure"])
+        if look.size:   # entropy outliers: do they show structure? (their thumbnails only)
+            thumbs = ctx.features["thumb"].reindex(flags.index[look]).tolist()
+            structure = thumbnail_structure(thumb_matrix(thumbs))
+            entropy_scores = scores.to_numpy().copy()
+            entropy_scores[look] = np.maximum(entropy_scores[look], expit((structure - most) / 0.02))
+            structured = np.zeros(len(flags), bool)
+            structured[look] = structure >= most
+            scores = pd.Series(entropy_scores, index=scores.index)
+            flags = flags & ~pd.Series(structured, index=flags.index)
         limit = float(self.params["absolute_range"])
         rng = ctx.numeric("dynamic_range")
         rng = pd.Series(rng, index=ctx.sample_ids).reindex(scores.index).to_numpy()
@@ -314,7 +362,7 @@ class LowInformation(PropertyCheck):
         evidence["also"] = {"property": "dynamic_range", "cutoff": limit, "direction": "below"}
         return output.add(self.finding(issue=self.issue, samples=ids, scores=scores, evidence=evidence,
                              message=self.message.format(n=len(ids), cutoff=cut.value, median=float(np.median(values)),
-                                                         range_levels=round(limit * 255))))
+                                                         range_levels=round(limit * 255), structure=most)))
 
 
 class Noisy(PropertyCheck):

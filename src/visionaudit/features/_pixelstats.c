@@ -8,7 +8,7 @@
  * order, Pillow's fixed-point arithmetic), so they agree to the last bit except the entropy's dot
  * product (summation order: ~1e-15 relative). tests/test_pixelstats.py checks both paths.
  *
- * pixel_stats(gray, rgb) -> tuple of 13 floats, in the order of properties.PIXEL_STATS:
+ * pixel_stats(gray, rgb) -> tuple of 16 floats, in the order of properties.PIXEL_STATS:
  *   gray: C-contiguous (h, w) uint8 buffer; rgb: None or the same image as a C-contiguous (h, w, 3)
  *   uint8 buffer. The GIL is released while the pixels are read.
  * luminance(rgb) -> the bytes of Pillow's RGB -> 'L' conversion of the (h, w, 3) uint8 array.
@@ -36,7 +36,10 @@
 #else
 #define MULTIVERSION
 #endif
-#define N_STATS 13
+#define N_STATS 16
+/* properties.BACKGROUND_TOLERANCE */
+#define BACKGROUND_TOLERANCE 6
+
 /* hashing.PHASH_TOLERANCE */
 #define PHASH_TOLERANCE 1e-9
 
@@ -248,6 +251,71 @@ MULTIVERSION static int colour_stats(const uint8_t *rgb, Py_ssize_t h, Py_ssize_
     return 0;
 }
 
+/* Mean level (0..1) of the darkest 5% of the pixels counted in a histogram whose cumulative counts are
+ * cdf and cumulative level sums level_sums: histogram_stats' shadows. */
+static double dark_tail(const double *cdf, const double *level_sums)
+{
+    double tail = 0.05 * cdf[255];
+    int k = searchsorted(cdf, tail);
+    double below_k0 = k > 0 ? cdf[k - 1] : 0.0, below_k1 = k > 0 ? level_sums[k - 1] : 0.0;
+    return (below_k1 + (tail - below_k0) * k) / (tail * 255.0);
+}
+
+/* properties.background_stats: out[0] = background_share, out[1] = background_level, out[2] =
+ * foreground_shadows, from the image's histogram counts and its border pixels; shadows is out[6] of
+ * histogram_stats. */
+static void background_stats(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, const uint64_t *counts, double shadows,
+                             double *out)
+{
+    uint64_t border[256] = {0};
+    uint64_t nb = 0;
+    if (h < 2 || w < 2) {
+        for (Py_ssize_t i = 0; i < h * w; i++)
+            border[g[i]]++;
+        nb = (uint64_t)(h * w);
+    } else {
+        for (Py_ssize_t x = 0; x < w; x++) {
+            border[g[x]]++;
+            border[g[(h - 1) * w + x]]++;
+        }
+        for (Py_ssize_t y = 1; y < h - 1; y++) {
+            border[g[y * w]]++;
+            border[g[y * w + w - 1]]++;
+        }
+        nb = (uint64_t)(2 * w + 2 * (h - 2));
+    }
+    uint64_t half = (nb + 1) / 2, c = 0;
+    int level = 0;
+    for (; level < 256; level++) {
+        c += border[level];
+        if (c >= half)
+            break;
+    }
+    int lo = level - BACKGROUND_TOLERANCE < 0 ? 0 : level - BACKGROUND_TOLERANCE;
+    int hi = level + BACKGROUND_TOLERANCE > 255 ? 255 : level + BACKGROUND_TOLERANCE;
+    uint64_t near = 0;
+    for (int l = lo; l <= hi; l++)
+        near += border[l];
+    out[0] = (double)near / (double)nb;
+    out[1] = level / 255.0;
+    if (out[0] < 0.5) {
+        out[2] = shadows;
+        return;
+    }
+    double cdf[256], level_sums[256];
+    uint64_t fc = 0, fs = 0, total = 0;
+    for (int l = 0; l < 256; l++) {
+        total += counts[l];
+        if (l < lo || l > hi) {
+            fc += counts[l];
+            fs += counts[l] * (uint64_t)l;
+        }
+        cdf[l] = (double)fc;
+        level_sums[l] = (double)fs;
+    }
+    out[2] = (double)fc >= 0.01 * (double)total && fc > 0 ? dark_tail(cdf, level_sums) : NAN;
+}
+
 /* All N_STATS values of one image (see pixel_stats); rgb is NULL for gray images. -1 when out of memory. */
 static int stats_of(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, const uint8_t *rgb, double *out)
 {
@@ -267,6 +335,7 @@ static int stats_of(const uint8_t *g, Py_ssize_t h, Py_ssize_t w, const uint8_t 
     histogram_stats(counts, out);
     /* decode.py passes the variance back from the contrast: (contrast * 255) ** 2 */
     sharpness(g, h, w, pow(out[1] * 255.0, 2.0), &out[9], &out[12]);
+    background_stats(g, h, w, counts, out[6], out + 13);
     out[10] = 0.0;
     out[11] = NAN;
     return rgb ? colour_stats(rgb, h, w, out + 10) : 0;
@@ -305,8 +374,8 @@ static PyObject *pixel_stats(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    result = Py_BuildValue("(ddddddddddddd)", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
-                           out[8], out[9], out[10], out[11], out[12]);
+    result = Py_BuildValue("(dddddddddddddddd)", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
+                           out[8], out[9], out[10], out[11], out[12], out[13], out[14], out[15]);
 done:
     if (have_rgb && rgb.obj)
         PyBuffer_Release(&rgb);
@@ -642,8 +711,8 @@ static PyObject *measure(PyObject *self, PyObject *args)
     PyBuffer_Release(&dct);
     if (failed)
         return PyErr_NoMemory();
-    return Py_BuildValue("(ddddddddddddd)y#LLy#", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
-                         out[8], out[9], out[10], out[11], out[12], (const char *)thumb, (Py_ssize_t)sizeof(thumb),
+    return Py_BuildValue("(dddddddddddddddd)y#LLy#", out[0], out[1], out[2], out[3], out[4], out[5], out[6],
+                         out[7], out[8], out[9], out[10], out[11], out[12], out[13], out[14], out[15], (const char *)thumb, (Py_ssize_t)sizeof(thumb),
                          (long long)phash, (long long)(int64_t)bits, tiny, (Py_ssize_t)sizeof(tiny));
 }
 
@@ -655,7 +724,7 @@ static PyMethodDef methods[] = {
     {"thumb_prints", thumb_prints, METH_O,
      "thumb_prints(thumb) -> (hashing.dhash, hashing.tiny) of the 1024 bytes of a 32x32 grayscale thumbnail."},
     {"pixel_stats", pixel_stats, METH_VARARGS,
-     "pixel_stats(gray, rgb) -> the 13 values of properties.PIXEL_STATS for a (h, w) uint8 gray array and, "
+     "pixel_stats(gray, rgb) -> the 16 values of properties.PIXEL_STATS for a (h, w) uint8 gray array and, "
      "for colour images, the same image as an (h, w, 3) uint8 array (else None)."},
     {"measure", measure, METH_VARARGS,
      "measure(pixels, h, w, channels, dct) -> (pixel_stats, box_thumb, phash, dhash, tiny) of an 'L' or 'RGB' "
@@ -667,7 +736,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pixelstats", "Compi
 
 /* Raised whenever a function's arguments or results change: properties.py ignores a module built from
  * an older copy of this file (a checkout updated without re-running pip install -e .). */
-#define KERNEL_VERSION 3
+#define KERNEL_VERSION 4
 
 PyMODINIT_FUNC PyInit__pixelstats(void)
 {

@@ -20,7 +20,7 @@ from . import hashing, properties
 from .thumbnails import make_preview
 
 #: Bumped whenever the meaning of a cached feature changes, so stale cache rows are recomputed.
-FEATURE_VERSION = 7
+FEATURE_VERSION = 8
 #: Long side (pixels) the analysis works at; JPEG decoding is asked for at least this size.
 WORK_SIZE = 128
 #: Images with more pixels than this are not decoded (decompression-bomb guard); Pillow's own limit x2.
@@ -41,7 +41,8 @@ COLUMNS: dict[str, Any] = {
     "brightness": np.nan, "contrast": np.nan, "dynamic_range": np.nan, "dark_fraction": np.nan,
     "bright_fraction": np.nan, "entropy": np.nan, "shadows": np.nan, "highlights": np.nan,
     "relative_contrast": np.nan, "sharpness": np.nan, "edge_sharpness": np.nan, "noise": np.nan,
-    "channel_spread": np.nan, "phash": 0, "dhash": 0, "tiny": b"", "thumb": b"",
+    "channel_spread": np.nan, "background_share": np.nan, "background_level": np.nan, "foreground_shadows": np.nan,
+    "phash": 0, "dhash": 0, "tiny": b"", "thumb": b"",
 }
 
 

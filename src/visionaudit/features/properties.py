@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 #: The _pixelstats.c this code calls (its KERNEL_VERSION).
-KERNEL_VERSION = 3
+KERNEL_VERSION = 4
 
 try:
     from . import _pixelstats as _kernel
@@ -40,7 +40,7 @@ GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L"
 #: The values :func:`pixel_stats` returns, in the compiled kernel's order.
 PIXEL_STATS = ("brightness", "contrast", "dynamic_range", "dark_fraction", "bright_fraction", "entropy",
                "shadows", "highlights", "relative_contrast", "sharpness", "channel_spread", "noise",
-               "edge_sharpness")
+               "edge_sharpness", "background_share", "background_level", "foreground_shadows")
 #: The analysis scale (analysis size / image size) at and below which ``edge_sharpness`` is taken as
 #: measured; images analysed at a larger fraction of their size are brought to it (:func:`in_own_pixels`).
 EDGE_REFERENCE_SCALE = 0.25
@@ -81,7 +81,51 @@ def pixel_stats(gray: np.ndarray, rgb: np.ndarray | None = None) -> dict[str, fl
         if stats["channel_spread"] > 0:
             stats["noise"] = colour_noise(chroma)
     stats["edge_sharpness"] = edge
+    stats.update(background_stats(gray, np.bincount(gray.ravel(), minlength=256), stats["shadows"]))
     return stats
+
+
+def background_stats(gray: np.ndarray, counts: np.ndarray, shadows: float) -> dict[str, float]:
+    """A plain background and the tones of what is on it, from an 8-bit gray image, its 256-bin
+    histogram ``counts`` and its ``shadows`` (:func:`histogram_stats`).
+
+    - ``background_level``: the median level (0..1) of the image's border pixels (the lower median);
+    - ``background_share``: the share of the border within :data:`BACKGROUND_TOLERANCE` levels of it:
+      near 1 for a product shot, clip-art or a scan on a plain sheet, low for a photograph;
+    - ``foreground_shadows``: where the border is flat (share >= 0.5), the mean level of the darkest 5%
+      of the pixels outside that background band (NaN when they are under 1% of the image): the
+      darkest tones of the object itself; otherwise ``shadows``.
+
+    >>> g = np.full((40, 40), 255, np.uint8); g[10:30, 10:30] = 200; g[18:22, 18:22] = 60
+    >>> s = background_stats(g, np.bincount(g.ravel(), minlength=256), 0.9)
+    >>> s["background_share"], s["background_level"], round(s["foreground_shadows"], 3)
+    (1.0, 1.0, 0.345)
+    """
+    h, w = gray.shape
+    if h < 2 or w < 2:
+        border = gray.ravel()
+    else:
+        border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    bc = np.bincount(border, minlength=256)
+    level = int(np.searchsorted(np.cumsum(bc), (len(border) + 1) // 2))
+    lo, hi = max(0, level - BACKGROUND_TOLERANCE), min(255, level + BACKGROUND_TOLERANCE)
+    share = float(bc[lo:hi + 1].sum()) / len(border)
+    out = {"background_share": share, "background_level": level / 255.0, "foreground_shadows": shadows}
+    if share >= 0.5:
+        fg = np.asarray(counts[:256], dtype=np.int64).copy()
+        total = int(fg.sum())
+        fg[lo:hi + 1] = 0
+        count = int(fg.sum())
+        if count > 0 and count >= 0.01 * total:
+            cdf = np.cumsum(fg).astype(np.float64)
+            level_sums = np.cumsum(fg * np.arange(256)).astype(np.float64)
+            tail = 0.05 * float(cdf[-1])
+            k = int(np.searchsorted(cdf, tail))
+            below = (float(cdf[k - 1]), float(level_sums[k - 1])) if k > 0 else (0.0, 0.0)
+            out["foreground_shadows"] = float((below[1] + (tail - below[0]) * k) / (tail * 255.0))
+        else:
+            out["foreground_shadows"] = math.nan
+    return out
 
 
 def histogram_stats(hist: list[int] | np.ndarray) -> dict[str, float]:
@@ -300,3 +344,27 @@ def _quality_of_table(table: tuple[int, ...]) -> float:
         scale = 255.0 * 100.0 / _STD_LUMA_Q_SORTED_LIST[0] if q[0] >= 255 else 0.0
     quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
     return min(max(quality, 1.0), 100.0)
+
+
+#: A border pixel is part of a flat background when it is within this many grey levels of the
+#: border's median (:func:`background_stats`).
+BACKGROUND_TOLERANCE = 6
+#: A 4x4 block of the 32x32 thumbnail shows structure when its pixels span more than this many levels.
+STRUCTURE_LEVELS = 8
+
+
+def thumbnail_structure(thumbs: np.ndarray) -> np.ndarray:
+    """How much of each image shows any structure (edges, texture), from its (n, 32, 32) uint8 grey
+    thumbnails (the feature table's ``thumb``): the share of the 64 blocks of 4x4 thumbnail pixels
+    (each 1/64 of the image) whose levels span more than :data:`STRUCTURE_LEVELS`. 0 for a blank or
+    near-uniform frame; clip-art, a sketch or an object on a plain background have few grey levels
+    (a low entropy) but structure where they are.
+
+    >>> thumbs = np.full((2, 32, 32), 255, np.uint8)
+    >>> thumbs[1, 6:22, 6:22] = 40                     # a dark square on white: its edges cross 16 blocks
+    >>> thumbnail_structure(thumbs).tolist()
+    [0.0, 0.25]
+    """
+    th = np.asarray(thumbs, dtype=np.int16).reshape(-1, 32, 32)
+    blocks = th.reshape(len(th), 8, 4, 8, 4).transpose(0, 1, 3, 2, 4).reshape(len(th), 64, 16)
+    return ((blocks.max(axis=2) - blocks.min(axis=2)) > STRUCTURE_LEVELS).mean(axis=1)
