@@ -48,8 +48,12 @@ class RunData:
 
     @cached_property
     def features(self) -> pd.DataFrame:
-        """Samples joined with their file's features, indexed by ``sample_id`` (dataset order)."""
-        joined = self.dataset.samples.join(self.feature_run.table, on="path")
+        """Samples joined with their file's features, indexed by ``sample_id`` (dataset order). Where a
+        reader recorded a column the decode pass measures too (YOLO's ``exif_orientation``), the
+        decode pass's value is kept."""
+        table = self.feature_run.table
+        samples = self.dataset.samples
+        joined = samples.drop(columns=[c for c in table.columns if c in samples.columns and c != "path"]).join(table, on="path")
         return joined.set_index("sample_id", drop=False)
 
     @cached_property
