@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,25 @@ def mnist_arrays(n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     if n is not None:
         images, labels = images[:n], labels[:n]
     return images, labels
+
+
+def coco128_yolo_config(base: Path) -> Path:
+    """coco128/object_detection/config.yaml (YOLO labels), read in place when its ``images`` symlink is a real
+    one; where the checkout stored the symlink as a plain file, the same layout rebuilt with real links under
+    ``base``."""
+    config = SHARED / "coco128" / "object_detection" / "config.yaml"
+    if not config.exists():
+        pytest.skip("COCO128 not found")
+    if (config.parent / "images").is_dir():
+        return config
+    root = base / "coco128"
+    if not root.exists():
+        (root / "object_detection").mkdir(parents=True)
+        os.symlink(SHARED / "coco128" / "images", root / "images")
+        os.symlink("../images", root / "object_detection" / "images")
+        os.symlink(config.parent / "labels", root / "object_detection" / "labels")
+        shutil.copyfile(config, root / "object_detection" / "config.yaml")
+    return root / "object_detection" / "config.yaml"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED, coco_images
+from conftest import SHARED, coco128_yolo_config, coco_images
 
 from visionaudit.dataset import load_dataset
 from visionaudit.dataset.coco import read_coco
@@ -250,20 +250,8 @@ def test_truncated_coco_json_names_line_and_column(tmp_path: Path):
 
 @pytest.fixture
 def coco128_yolo(tmp_path: Path) -> Path:
-    """coco128/object_detection/config.yaml, read in place when its ``images`` symlink is a real one;
-    where the checkout stored the symlink as a plain file, the same layout rebuilt with real links."""
-    config = COCO128 / "object_detection" / "config.yaml"
-    if not config.exists():
-        pytest.skip("COCO128 not found")
-    if (COCO128 / "object_detection" / "images").is_dir():
-        return config
-    root = tmp_path / "coco128"
-    (root / "object_detection").mkdir(parents=True)
-    os.symlink(COCO128 / "images", root / "images")
-    os.symlink("../images", root / "object_detection" / "images")
-    os.symlink(COCO128 / "object_detection" / "labels", root / "object_detection" / "labels")
-    shutil.copyfile(config, root / "object_detection" / "config.yaml")
-    return root / "object_detection" / "config.yaml"
+    """coco128/object_detection/config.yaml (see :func:`conftest.coco128_yolo_config`)."""
+    return coco128_yolo_config(tmp_path)
 
 
 def test_yolo_coco128_counts_and_boxes(coco128_yolo: Path):

@@ -24,15 +24,15 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 pytestmark = pytest.mark.browser
 
 
-def _browse(report, shot, script: str):
-    """Open ``report`` in headless Chromium, run ``script`` (a JS function of no argument) and save a full-page
-    screenshot; returns (what the script returned, console errors and outside requests)."""
+def _browse(report, shot, script: str, width: int = 1280):
+    """Open ``report`` in headless Chromium ``width`` pixels wide, run ``script`` (a JS function of no argument)
+    and save a full-page screenshot; returns (what the script returned, console errors and outside requests)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     problems: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": width, "height": 900})
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
             # Anything fetched from outside the file itself would break the offline promise.
@@ -249,3 +249,49 @@ def test_compare_and_leak_pictures_in_headless_chromium(tmp_path, tmp_path_facto
     for drawn, g in zip(got["clusters"], clusters):
         assert [s for s, _, _ in drawn["tiles"]] == g["samples"][:8] + g["typical"][:8]
         assert {s for s, _, _ in drawn["tiles"]} <= set(case["inverted"])
+
+
+#: Each table that reaches past the card it is in, or scrolls inside it: [class, table right, card right].
+OVERFLOW_SCRIPT = """() => [...document.querySelectorAll('table')].map(t => {
+  const card = t.closest('section'), wrap = t.parentElement;
+  return [t.className, t.getBoundingClientRect().right, card.getBoundingClientRect().right,
+          wrap.scrollWidth > wrap.clientWidth + 1];
+}).filter(([, right, cardRight, scrolls]) => right > cardRight + 1 || scrolls)"""
+
+
+def test_baseline_table_fits_its_card_at_1400_px(tmp_path, tmp_path_factory):
+    """The "Model vs baselines" table reached 26 px past its card at 1,400 px, cutting its verdict column
+    (issue 9, section 5); no table of an evaluate report may."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not installed at {CHROMIUM}")
+    pytest.importorskip("sklearn")
+    pytest.importorskip("cleanlab")
+    case = evaluate_case(tmp_path_factory.getbasetemp() / "evaluate_case")
+    for name in ("useless", "result"):
+        report = write_html(case[name], tmp_path / f"{name}.html")
+        (overflowing, baselines), problems = _browse(report, tmp_path / f"{name}.png", f"""() => [
+          ({OVERFLOW_SCRIPT})(),
+          [...document.querySelectorAll('table.baselines tbody tr')].map(tr => tr.cells[tr.cells.length - 1].innerText)]""",
+                                                     width=1400)
+        assert problems == [] and overflowing == [], name
+        if name == "useless":                           # every verdict is on the page, whole
+            verdicts = [b["verdict"] for b in case[name].finding("model_vs_baseline").evidence["baselines"]]
+            assert [" ".join(v.split()) for v in baselines] == verdicts
+
+
+def test_captions_show_each_file_name_whole_in_chromium(tmp_path, tmp_path_factory):
+    """COCO128's train ids (images/train2017/000000000009.jpg) are a character longer than two caption lines;
+    the caption is cut at its start, so the file name shows and nothing is hidden."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not installed at {CHROMIUM}")
+    from coco128_case import coco128_scan
+
+    scanned = coco128_scan(tmp_path_factory.getbasetemp() / "coco128_scan")
+    report = write_html(scanned, tmp_path / "coco128.html")
+    captions, problems = _browse(report, tmp_path / "coco128.png", """() =>
+      [...document.querySelectorAll('.tile .sid')].map(e => [e.title, e.innerText.replace(/\\s+/g, ''),
+                                                             e.scrollHeight <= e.clientHeight + 1])""", width=1400)
+    assert problems == [] and len(captions) > 50
+    for sid, shown, whole in captions:
+        assert whole and shown.endswith(sid.rsplit("/", 1)[1]), (sid, shown)
+    assert sum(shown != sid for sid, shown, _ in captions) > 20

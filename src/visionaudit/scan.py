@@ -129,7 +129,9 @@ def run_suite(
     # The Result carries the run's thumbnails, so every report of it shows images without decoding any.
     thumbnails = ReportThumbnails() if thumbnails is None else thumbnails
     thumbnails.connect(run.thumbnails, dataset.samples.set_index("sample_id")["path"])
+    t1 = time.perf_counter()
     preds, made = plan.make(data)
+    prediction_seconds = time.perf_counter() - t1
     ctx = Context(data, predictions=preds, compare=other)
     outputs: list[CheckOutput] = []
     timings: dict[str, float] = {}
@@ -144,12 +146,20 @@ def run_suite(
                 evidence={"traceback": traceback.format_exc()})))
         timings[check.id] = round(time.perf_counter() - t, 4)
     findings = apply_conditions([f for out in outputs for f in out.findings], cfg.get("checks"))
+    t2 = time.perf_counter()
+    job_stats = stats(ctx) if stats else {}
+    stats_seconds = time.perf_counter() - t2
     run_info = {
         "version": __version__,
         "job": suite,
         "started_at": started_at,
         "seconds": round(time.perf_counter() - started, 3),
         "feature_seconds": round(feature_seconds, 3),
+        # where the time went: reading the inputs, the decode pass, predictions (a model, embeddings and
+        # cross-validation), the checks, the job's tables (evaluate's metrics)
+        "stage_seconds": {"load": round(t0 - started, 3), "decode": round(feature_seconds, 3),
+                          "predictions": round(prediction_seconds, 3), "checks": round(t2 - t1 - prediction_seconds, 3),
+                          "stats": round(stats_seconds, 3)},
         "images_decoded": run.decoded,
         "images_from_cache": run.from_cache,
         "cache_dir": run.cache_dir,
@@ -171,7 +181,7 @@ def run_suite(
             run_info["embedder"] = made.get("embedder", "builtin")
     features = ctx.features.drop(columns=["tiny", "thumb"], errors="ignore")  # fingerprint bytes: not for users
     return Result(findings=findings, issues=scores_table(outputs, ctx.sample_ids), features=features,
-                  dataset_summary=dataset.summary(), run_info=run_info, stats=stats(ctx) if stats else {},
+                  dataset_summary=dataset.summary(), run_info=run_info, stats=job_stats,
                   object_issues=_item_scores(outputs, "object_id", dataset.objects),
                   prediction_issues=_item_scores(outputs, "prediction_id", getattr(preds, "objects", None)),
                   thumbnails=thumbnails)

@@ -125,7 +125,8 @@ class RareClasses(Check):
     it (overall and its own split), the smallest of them, capped at 1; for detection datasets the
     smallest over the image's object classes. Flagged: score < 1, i.e. the images of a class that is
     rare overall, or rare in the image's own split. Evidence ``rare``: one entry per (class, scope)
-    with its ``count`` and ``threshold``, scope being ``"overall"`` or a split name; ``thresholds`` per scope.
+    with its ``count`` and ``threshold``, scope being ``"overall"`` or a split name; ``thresholds`` per scope;
+    ``class_of``: each flagged image's rare class (the one that gave its score).
     """
 
     id = "balance.rare_classes"
@@ -166,6 +167,9 @@ class RareClasses(Check):
         if not rare:
             return output
         flagged = list(scores.index[flags.to_numpy()])
+        # the class each flagged image stands for: the one that gave its score (its rarest, for detection)
+        rarest = row_scores.groupby(rows["sample_id"].to_numpy()).idxmin()
+        class_of = {s: str(rows.at[rarest[s], "label"]) for s in flagged}
         names = sorted({r["class"] for r in rare}, key=natural_key)
         where = _first_few([f"{r['class']!r} has {r['count']} "
                             f"{'overall' if r['scope'] == OVERALL else 'in ' + r['scope']} (< {r['threshold']:g})"
@@ -174,7 +178,7 @@ class RareClasses(Check):
             issue="rare_classes",
             message=f"{len(names)} class(es) have too few {table.unit}: {where}.",
             samples=flagged, scores=scores.dropna(),
-            evidence={"rare": rare, "rare_classes": names, "unit": table.unit,
+            evidence={"rare": rare, "rare_classes": names, "unit": table.unit, "class_of": class_of,
                       "thresholds": {k: round(v, 4) for k, v in thresholds.items()}},
         ))
 

@@ -248,6 +248,8 @@ class Dataset:
 
     def summary(self) -> dict[str, Any]:
         s = self.samples
+        # the classes the balance checks count: the image labels, else (detection) the objects' labels
+        labels = s["label"] if self.has_labels else self.objects["label"] if self.objects is not None else None
         out: dict[str, Any] = {
             "source": self.source,
             "format": self.format,
@@ -255,7 +257,7 @@ class Dataset:
             "samples": int(len(s)),
             "unique_files": int(s["path"].nunique()),
             "splits": {str(k): int(v) for k, v in s["split"].value_counts().items()},
-            "classes": int(s["label"].nunique()) if self.has_labels else 0,
+            "classes": 0 if labels is None else int(labels.nunique()),
             "metadata_columns": list(self.metadata_columns),
         }
         if self.objects is not None:

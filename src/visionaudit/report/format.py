@@ -93,6 +93,62 @@ def level(confidence: Any) -> str:
     return f"{100 * float(confidence):.0f}%"
 
 
+def cut_start(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut at its start so that its end (a path's file name)
+    stays: an ellipsis, then from the first folder boundary in what fits.
+
+    >>> cut_start("datasets/coco/images/train2017/000000000009.jpg", 32)
+    '…/train2017/000000000009.jpg'
+    >>> cut_start("a_very_long_file_name_with_no_folders.jpg", 16), cut_start("short.jpg", 16)
+    ('…_no_folders.jpg', 'short.jpg')
+    """
+    if len(text) <= limit:
+        return text
+    tail = text[len(text) - (limit - 1):]
+    cut = tail.find("/")
+    if 0 <= cut < len(tail) // 2:
+        tail = tail[cut:]
+    return "…" + tail
+
+
+#: Stages of a run in the order they run (``run_info["stage_seconds"]``); shorter ones are not named.
+STAGES = ("load", "decode", "predictions", "checks", "stats")
+_SHORTEST_STAGE = 0.05
+
+
+def seconds(value: Any) -> str:
+    """A duration: '0.4 s', '12.3 s', '7 min 5 s'."""
+    v = num_or_nan(value)
+    if not math.isfinite(v):
+        return "n/a"
+    if v < 100:
+        return f"{v:.1f} s"
+    minutes, secs = divmod(round(v), 60)
+    return f"{minutes} min {secs} s"
+
+
+def run_time(run: dict[str, Any]) -> str | None:
+    """How long a run took, whole and by stage (those of 0.05 s or more), from its ``run_info``; a run
+    saved before stages were recorded names its decode pass and its checks.
+
+    >>> run_time({"seconds": 4.23, "stage_seconds": {"load": 0.01, "decode": 2.9, "predictions": 0.0, "checks": 1.2}})
+    '4.2 s (decode 2.9 s, checks 1.2 s)'
+    >>> run_time({"seconds": 423.5, "feature_seconds": 3.1, "check_seconds": {"a": 400.0, "b": 0.5}})
+    '7 min 4 s (decode 3.1 s, checks 6 min 40 s)'
+    """
+    total = run.get("seconds")
+    if not is_number(total):
+        return None
+    stages = run.get("stage_seconds")
+    if not isinstance(stages, dict):
+        checks = run.get("check_seconds")
+        stages = {"decode": run.get("feature_seconds"),
+                  "checks": sum(v for v in checks.values() if is_number(v)) if isinstance(checks, dict) else None}
+    order = [k for k in STAGES if k in stages] + [k for k in stages if k not in STAGES]
+    parts = [f"{k} {seconds(stages[k])}" for k in order if is_number(stages[k]) and stages[k] >= _SHORTEST_STAGE]
+    return seconds(total) + (f" ({', '.join(parts)})" if parts else "")
+
+
 def metric_name(key: str) -> str:
     """An evidence key's metric in words: ``f1_macro`` -> 'macro F1', ``top_5_accuracy`` -> 'top-5 accuracy'."""
     if key.startswith("top_") and key.endswith("_accuracy"):

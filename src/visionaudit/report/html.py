@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..findings import Result
 from . import charts
-from .format import fmt_num
+from .format import cut_start, fmt_num, run_time
 from .views import build_report
 from .views.base import MAX_GALLERY, MAX_GROUPS
 from .views.blocks import Bars, ClassCounts, Confusion, Interval, Reliability, SplitBar
@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     import jinja2
 
 THUMB_SIZE = 112
+
+
+def caption_chars(thumb_size: int) -> int:
+    """How many characters of a sample id a tile's caption shows: two lines of the 11 px monospace
+    font (6.6 px a character) across the tile; longer ids are cut at the start, keeping the file name."""
+    return max(8, 2 * int(thumb_size / 6.6))
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ def render_html(
     if thumbnails is None:
         thumbnails = result.thumbnails if result.thumbnails is not None else {}
     images = {s: _image(data) for s in wanted if (data := thumbnails.get(s)) is not None}
-    return _template().render(report=report, images=images, thumb_size=thumb_size)
+    return _template().render(report=report, images=images, thumb_size=thumb_size,
+                              caption_chars=caption_chars(thumb_size))
 
 
 def _image(data: bytes) -> Image:
@@ -195,6 +202,8 @@ def _template() -> jinja2.Template:
         **_TEMPLATE_OPTIONS,
     )
     env.filters["num"] = fmt_num
+    env.globals["run_time"] = run_time
+    env.filters["cut_start"] = cut_start
     env.globals.update(histogram_svg=charts.histogram_geometry, reliability_svg=_reliability, bars_svg=_bars,
                        split_svg=_split_bar, strip_svg=_strip, class_bars=_class_bars, confusion_cells=_confusion_cells)
     return env.get_template("report.html.j2")

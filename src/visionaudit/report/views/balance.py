@@ -37,7 +37,9 @@ def rare_classes_view(f: Finding, ctx: ViewContext) -> list[Block]:
     if rows:
         blocks.append(table(None, [Column("class"), Column("where"), Column(unit, numeric=True),
                                    Column("fewer than", numeric=True)], rows, role="rare"))
-    return blocks + samples_blocks(f, ctx)
+    # each image says which rare class it stands for (a detection image has no label of its own)
+    shown = gallery(f, ctx, note_names={"class_of": "rare class"})
+    return blocks + ([shown] if shown else [])
 
 
 @register_view("balance.missing_class_in_split")
