@@ -262,3 +262,22 @@ def test_from_logits_on_the_cli_softmaxes_the_rows(photos, tmp_path: Path):
     info = json.loads((tmp_path / "o" / "findings.json").read_text())["run"]["predictions"]
     assert info["notes"] == [] and info["with_prediction"] == len(ds)
     np.testing.assert_allclose(read_predictions(path, ds, from_logits=True).probs, softmax(logits, axis=1), rtol=1e-12)
+
+
+def test_rows_past_the_first_2000_off_by_rounding_are_judged_by_the_file_s_decimals(tmp_path: Path):
+    from visionaudit.dataset import Dataset, make_samples
+
+    n, classes = 2500, ["a", "b", "c"]
+    ds = Dataset(samples=make_samples([{"sample_id": f"{i}.jpg", "path": str(tmp_path / f"{i}.jpg"), "label": "a",
+                                        "split": None} for i in range(n)]), source="x", format="manifest", classes=classes)
+    rows = np.tile([0.33, 0.33, 0.33], (n, 1))            # each off by 0.01: rounding to 2 decimals explains 0.015
+    path = tmp_path / "p.csv"
+    frame = pd.DataFrame(rows, columns=classes)
+    frame.insert(0, "sample_id", ds.samples["sample_id"])
+    frame.to_csv(path, index=False, float_format="%.2f")
+    np.testing.assert_allclose(read_predictions(path, ds).probs, 1 / 3, rtol=1e-12)
+    frame.loc[2300, classes] = [0.30, 0.30, 0.38]          # 0.98: more than 0.015
+    frame.to_csv(path, index=False, float_format="%.2f")
+    with pytest.raises(SourceError) as err:
+        read_predictions(path, ds, from_logits=False)
+    assert str(err.value).startswith(f"{path}, line 2302: probabilities sum to 0.98, not 1, by more than rounding to 2")

@@ -94,6 +94,7 @@ class _Table:
         self.path, self.frame, self.unit, self.sep = path, frame, unit, sep
         # The table row each row of ``frame`` came from, once rows are matched to samples.
         self._rows = np.arange(len(frame))
+        self._cells: np.ndarray | None = None  # the class columns' cells, for printed()
 
     @classmethod
     def read(cls, p: Path) -> _Table:
@@ -151,7 +152,7 @@ class _Table:
         self.class_cols = class_cols
         positions = self._positions(dataset, key)
         values = self._numbers(class_cols)
-        return [c[len(PROB_PREFIX):] if c.startswith(PROB_PREFIX) else c for c in class_cols], values, positions
+        return [c.removeprefix(PROB_PREFIX) for c in class_cols], values, positions
 
     def _class_columns(self, key: str, labels: list[str]) -> list[str]:
         columns = [c for c in self.frame.columns if c != key]
@@ -249,7 +250,9 @@ class _Table:
 
     def printed(self, r: int, class_cols: list[str]) -> list[str]:
         """Value row ``r``'s cells as the file wrote them (text in a CSV; a Parquet number's shortest form)."""
-        return [v if isinstance(v, str) else repr(v) for v in self.frame[class_cols].iloc[r].tolist()]
+        if self._cells is None:
+            self._cells = self.frame[class_cols].to_numpy(dtype=object)
+        return [v if isinstance(v, str) else repr(v) for v in self._cells[r].tolist()]
 
 
 def decimals(text: str) -> int:
@@ -281,9 +284,9 @@ def rounding_tolerance(cells: list[str]) -> tuple[float, int]:
     return max(SUM_TOLERANCE, len(cells) * 0.5 * 10.0 ** -places), places
 
 
-#: At most this many rows off 1 by more than 1e-3 have their decimals read: past it, the file is judged
-#: on what those rows say (more than half of a file off by more than 1e-3 are logits, or an error).
-_MAX_LOOKED_AT = 100_000
+#: At most this many rows off 1 by more than 1e-3 have their own decimals read; the others are allowed what
+#: the coarsest of those rows was (one file is written by one formatter), so a large file costs no more.
+_MAX_LOOKED_AT = 2_000
 #: Rows off 1 by more than this are renormalised (float32 softmax outputs are off by ~1e-7); the note
 #: counts those off by more than ``_NOTED``.
 _RENORMALISE, _NOTED = 1e-9, 1e-6
@@ -312,14 +315,23 @@ def _as_probabilities(values: np.ndarray, from_logits: bool | str, p: Path, tabl
     sums = values.sum(axis=1)
     deviation = np.abs(sums - 1.0)
     off = deviation > SUM_TOLERANCE
-    # Only rows off by more than the floor need their printed decimals (few, unless the file holds logits).
-    for r in np.flatnonzero(off & ~negative)[:_MAX_LOOKED_AT]:
-        off[r] = deviation[r] > rounding_tolerance(printed(int(r)))[0]
+    # Only rows off by more than the floor need their printed decimals; a file of logits (mostly negative
+    # rows) is told by its signs alone.
+    candidates = np.flatnonzero(off & ~negative)
+    if len(candidates) and not (from_logits == "auto" and negative.mean() > 0.5):
+        coarsest = None
+        for r in candidates[:_MAX_LOOKED_AT]:
+            tolerance, places = rounding_tolerance(printed(int(r)))
+            off[r] = deviation[r] > tolerance
+            coarsest = places if coarsest is None else min(coarsest, places)
+        rest = candidates[_MAX_LOOKED_AT:]
+        if len(rest):
+            off[rest] = deviation[rest] > max(SUM_TOLERANCE, len(classes) * 0.5 * 10.0 ** -coarsest)
     bad = negative | off
     if bad.any() and from_logits == "auto" and bad.mean() > 0.5:
         return softmax(values, axis=1), [
-            f"{p.name}: {int(bad.sum())} of {len(values)} rows are not probabilities (negative or not summing to 1), "
-            "so the values were read as logits and turned into probabilities with a softmax"]
+            (f"{p.name}: {int(bad.sum())} of {len(values)} rows are not probabilities (negative or not summing to 1), "
+            "so the values were read as logits and turned into probabilities with a softmax")]
     if bad.any():
         hint = " (pass --from-logits, or from_logits=True in Python, if the file holds logits)"
         r = int(np.flatnonzero(bad)[0])
