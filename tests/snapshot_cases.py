@@ -101,7 +101,7 @@ def run_cases(work: Path) -> dict[str, dict[str, Any]]:
     def both(result: Any) -> dict[str, Any]:
         return {"findings": digest(result, work), "scores": score_digest(result)}
 
-    cases = {"scan_example": both(va.scan(data, **opts)), "evaluate_example_crossval": both(va.evaluate(data, **opts))}
+    cases = {"scan_example": both(va.scan(data, **opts)), "evaluate_example_crossval": both(va.evaluate(data, embedder="builtin", **opts))}
     preds = example_predictions(data, work)
     cases["evaluate_example_predictions"] = both(va.evaluate(data, preds, **opts))
     if SHARED_COCO.exists():

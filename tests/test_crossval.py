@@ -57,7 +57,7 @@ def flipped(tmp_path_factory):
     given[flip] = (truth[flip] + rng.integers(1, 10, N_FLIPPED)) % 10
     base = tmp_path_factory.mktemp("crossval")
     ids = _write_digits(base / "digits", images, given)
-    result = visionaudit.evaluate(base / "digits", cache_dir=base / "cache")
+    result = visionaudit.evaluate(base / "digits", embedder="builtin", cache_dir=base / "cache")
     return {"root": base / "digits", "cache": base / "cache", "ids": np.array(ids), "flipped": set(np.array(ids)[flip]),
             "truth": truth, "given": given, "result": result}
 
@@ -91,7 +91,7 @@ def test_evaluate_without_predictions_finds_flipped_labels(flipped):
     issues = result.issues.reindex(flipped["ids"])
     unflipped = ~np.isin(flipped["ids"], list(flipped["flipped"]))
     ctx = Context(read_folder(flipped["root"]), feature_options={"cache_dir": flipped["cache"]})
-    preds = cross_validated_predictions(ctx)
+    preds = cross_validated_predictions(ctx, "builtin")
     order = pd.Index(preds.sample_ids).get_indexer(flipped["ids"])
     predicted = np.asarray(preds.classes)[preds.probs[order].argmax(axis=1)]
     accuracy = np.mean(predicted[unflipped] == flipped["given"][unflipped].astype(str))
@@ -122,7 +122,7 @@ def test_probabilities_equal_sklearn_cross_val_predict_on_the_same_folds(small):
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    preds = cross_validated_predictions(small, folds=5, seed=0)
+    preds = cross_validated_predictions(small, "builtin", folds=5, seed=0)
     samples = small.dataset.samples
     assert preds.sample_ids == samples["sample_id"].tolist()
     missing = {sid for sid, has in zip(preds.sample_ids, preds.has) if not has}
@@ -179,7 +179,8 @@ def test_group_folds_keep_every_group_on_one_side(small, tmp_path):
     plain = make_folds(Context(dataset, feature_options=cache), np.ones(300, bool), folds=5, seed=0, duplicates=False)
     assert (pd.Series(plain.fold).groupby(patients).nunique() > 1).sum() >= 40
     # The command line passes the group column on: the run's notes say the patients were kept together.
-    run = CliRunner().invoke(app, ["evaluate", str(tmp_path / "manifest.csv"), "-g", "patient", "--cache-dir",
+    run = CliRunner().invoke(app, ["evaluate", str(tmp_path / "manifest.csv"), "-g", "patient", "--embedder", "builtin",
+                                   "--cache-dir",
                                    str(small.feature_options["cache_dir"]), "-o", str(tmp_path / "out"), "-q",
                                    "--fail-on", "never"])
     assert run.exit_code == 0, run.output

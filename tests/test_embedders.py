@@ -131,3 +131,49 @@ def test_evaluate_cross_validates_on_the_onnx_embedder_and_says_so(tmp_path):
     assert info["method"] == "cross-validation" and info["embedder"] == name
     assert info["source"] == f"3-fold cross-validated logistic regression on {name} embeddings"
     assert info["with_prediction"] == 60
+
+
+def test_auto_embedder_is_pretrained_when_installed_else_builtin_with_a_warning(tmp_path, monkeypatch):
+    """``--embedder auto`` (the default of evaluate): pretrained when its packages are installed, else
+    builtin, and then the terminal and the run say its label issues are weak on photographs and how to
+    install the better one (issue 9 §1)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from visionaudit import evaluate
+    from visionaudit.cli import app
+    from visionaudit.features import embedders
+    from visionaudit.suites import SUITES
+
+    assert embedders.resolve_embedder("builtin") == ("builtin", None)
+    assert embedders.resolve_embedder("onnx:m.onnx") == ("onnx:m.onnx", None)
+    photos = coco_images()[:40]
+    for photo in photos:
+        copy_images([photo], tmp_path / "data" / ("person" if has_person(photo) else "no_person"))
+    only = {"checks": {cid: {"enabled": False} for cid in SUITES["evaluate"] if cid != "labels.label_issues"}}
+    if embedders.pretrained_available():
+        assert embedders.resolve_embedder("auto") == ("pretrained", None)
+        result = evaluate(tmp_path / "data", folds=3, config=only, cache_dir=tmp_path / "cache", workers=1)
+        info = result.run_info["predictions"]
+        assert (info["embedder"], info["requested_embedder"], info["warnings"]) == ("pretrained", "auto", [])
+        assert result.run_info["embedder"] == "pretrained"
+        assert info["source"] == "3-fold cross-validated logistic regression on pretrained embeddings"
+    # Without the packages (find_spec finds no torch): builtin, said in the terminal and in the run.
+    real_find_spec = __import__("importlib.util").util.find_spec
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+    assert not embedders.pretrained_available()
+    assert embedders.resolve_embedder("auto") == ("builtin", embedders.BUILTIN_WARNING)
+    config = tmp_path / "only.json"
+    config.write_text(json.dumps(only))
+    out = tmp_path / "out"
+    run = CliRunner().invoke(app, ["evaluate", str(tmp_path / "data"), "--folds", "3", "--config", str(config), "-o",
+                                   str(out), "--cache-dir", str(tmp_path / "cache"), "-j", "1", "--fail-on", "never"])
+    assert run.exit_code == 0, run.output
+    said = " ".join(run.output.split())
+    assert "weak on photographs" in said and "pip install 'visionaudit[pretrained]'" in said
+    info = json.loads((out / "findings.json").read_text())["run"]["predictions"]
+    assert (info["embedder"], info["requested_embedder"]) == ("builtin", "auto")
+    assert info["warnings"] == [embedders.BUILTIN_WARNING]
+    assert info["source"] == "3-fold cross-validated logistic regression on builtin embeddings"
+    assert 0.0 <= info["out_of_fold_accuracy"] <= 1.0

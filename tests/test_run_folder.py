@@ -31,7 +31,7 @@ def example(tmp_path_factory):
 
 def test_scan_and_evaluate_results_round_trip(example):
     cache = example / "cache"
-    for result in (va.scan(example / "data", cache_dir=cache), va.evaluate(example / "data", cache_dir=cache)):
+    for result in (va.scan(example / "data", cache_dir=cache), va.evaluate(example / "data", embedder="builtin", cache_dir=cache)):
         again = Result.from_dict(result.to_dict())
         assert again == result
         assert again.issues.shape == result.issues.shape and len(again.findings) == len(result.findings) > 5

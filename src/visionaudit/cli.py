@@ -18,9 +18,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="visionaudit: find the pitfalls that make computer-vision models fail in production.")
 err = Console(stderr=True)
 
-EMBEDDER_HELP = ("Embeddings to cross-validate on when no predictions are given: builtin (weight-free), pretrained "
-                 "(EfficientNet-Lite0, offline), onnx:PATH, torchscript:PATH, torch:package.module:callable (these "
-                 "three may end in #OUTPUT, the model output to use) or timm:NAME.")
+EMBEDDER_HELP = ("Embeddings to cross-validate on when no predictions are given: auto (the default: pretrained when "
+                 "visionaudit[pretrained] is installed, else builtin), builtin (weight-free; weak label issues on "
+                 "photographs), pretrained (EfficientNet-Lite0, offline), onnx:PATH, torchscript:PATH, "
+                 "torch:package.module:callable (these three may end in #OUTPUT, the model output to use) or timm:NAME.")
 
 
 def _version(value: bool) -> None:
@@ -112,7 +113,7 @@ def evaluate(
         None, "--model-classes", help="Class names of --model's outputs, one per line (default: the dataset's sorted "
                                       "labels when there are as many)."),
     model_output: Optional[str] = typer.Option(None, "--model-output", help="Which output of --model (default: the first)."),
-    embedder: str = typer.Option("builtin", "--embedder", help=EMBEDDER_HELP),
+    embedder: str = typer.Option("auto", "--embedder", help=EMBEDDER_HELP),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds when no predictions are given."),
     compare: Optional[tuple[Path, Path]] = typer.Option(
         None, "--compare", help="Two predictions files A B of the same test set: B is judged against A (paired "
@@ -152,6 +153,12 @@ def evaluate(
             raise typer.Exit(2)
         predictions = compare[0]
     _check_outputs(out, {"--junit": junit, "--scores-csv": scores_csv})
+    if predictions is None and model is None:
+        from .evaluate import embedder_warning
+
+        warning = embedder_warning(embedder)
+        if warning:
+            err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     try:
         result = run_evaluate(dataset_source, predictions, images=images, from_logits=True if from_logits else "auto", config=config, cache_dir=cache_dir,
                               use_cache=not no_cache, workers=workers, progress=progress_enabled(quiet), embedder=embedder, folds=folds, group_columns=group_column,

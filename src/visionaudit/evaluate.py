@@ -17,6 +17,14 @@ from .scan import run_suite
 from .suites import resolve_config
 
 
+def embedder_warning(embedder: str) -> str | None:
+    """What a run with ``embedder`` must say before it starts: ``auto`` without the pretrained embedder
+    installed falls back to builtin (:func:`visionaudit.features.embedders.resolve_embedder`)."""
+    from .features.embedders import resolve_embedder
+
+    return resolve_embedder(embedder)[1]
+
+
 def evaluate(
     source: str | os.PathLike | Dataset,
     predictions: str | os.PathLike | None = None,
@@ -30,7 +38,7 @@ def evaluate(
     progress: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     from_logits: bool | Literal["auto"] = "auto",
-    embedder: str = "builtin",
+    embedder: str = "auto",
     folds: int = 5,
     compare: str | os.PathLike | None = None,
     model: str | os.PathLike | None = None,
@@ -50,7 +58,11 @@ def evaluate(
     Without ``predictions``, out-of-fold probabilities are made after the feature pass: a logistic
     regression on ``embedder``'s image embeddings, ``folds``-fold cross-validated over the labelled
     samples, groups and duplicate clusters kept in one fold
-    (:func:`visionaudit.predictors.crossval.cross_validated_predictions`); ``run_info["predictions"]`` says so.
+    (:func:`visionaudit.predictors.crossval.cross_validated_predictions`); ``run_info["predictions"]`` says so,
+    with the embedder used and the out-of-fold accuracy it reached. ``embedder="auto"`` (the default) is
+    ``pretrained`` (EfficientNet-Lite0) when ``visionaudit[pretrained]`` is installed, else ``builtin``, with
+    a warning in ``run_info["predictions"]["warnings"]`` and on the label-issue finding that its label issues
+    are weak on photographs.
 
     The Result's ``stats`` holds the metrics tables (``metrics``, ``per_class``, ``calibration``,
     ``confusion``; see :func:`visionaudit.checks.evaluation.metrics_tables`) and ``run_info["predictions"]``

@@ -23,7 +23,19 @@ from .from_file import read_predictions
 from .from_model import ModelPredictor
 from .predictions import DetectionPredictions, Predictions
 
-__all__ = ["DetectionPredictions", "PredictionPlan", "Predictions", "read_predictions"]
+__all__ = ["DetectionPredictions", "PredictionPlan", "Predictions", "out_of_fold_accuracy", "read_predictions"]
+
+
+def out_of_fold_accuracy(preds: Predictions, labels: Any) -> float | None:
+    """Share of the labelled samples with a prediction whose most probable class is their label
+    (None when there are none)."""
+    import numpy as np
+
+    index = preds.label_index(labels)
+    judged = index >= 0
+    if not judged.any():
+        return None
+    return round(float(np.mean(preds.probs[judged].argmax(axis=1) == index[judged])), 4)
 
 
 @dataclass
@@ -48,8 +60,13 @@ class PredictionPlan:
         if predictions is not None:
             return cls(read=read_predictions(predictions, dataset, from_logits=from_logits))
         if cross_validate is not None:
-            check_request(dataset, **cross_validate)
-            return cls(cross_validate=dict(cross_validate))
+            from ..features.embedders import resolve_embedder
+
+            request = dict(cross_validate)
+            requested = request.get("embedder", "auto")
+            request["embedder"], _ = resolve_embedder(requested)  # auto: pretrained if installed, else builtin
+            check_request(dataset, **request)
+            return cls(cross_validate={**request, "requested_embedder": requested})
         return cls()
 
     def make(self, data: RunData) -> tuple[Predictions | None, dict[str, Any] | None]:
@@ -61,7 +78,11 @@ class PredictionPlan:
                                                         if k in data.feature_options})
             return preds, {**self.model.info(), "source": preds.source, "seconds": round(time.perf_counter() - t0, 3)}
         if self.cross_validate is not None:
-            preds = cross_validated_predictions(data, **self.cross_validate)
-            return preds, {"method": "cross-validation", "source": preds.source, **self.cross_validate,
-                           "seconds": round(time.perf_counter() - t0, 3)}
+            request = {k: v for k, v in self.cross_validate.items() if k != "requested_embedder"}
+            requested = self.cross_validate.get("requested_embedder", request.get("embedder", "auto"))
+            preds = cross_validated_predictions(data, **{**request, "embedder": requested})
+            return preds, {"method": "cross-validation", "source": preds.source, **request,
+                           "embedder": preds.embedder, "requested_embedder": requested,
+                           "out_of_fold_accuracy": out_of_fold_accuracy(preds, data.dataset.samples["label"]),
+                           "warnings": list(preds.warnings), "seconds": round(time.perf_counter() - t0, 3)}
         return self.read, None

@@ -211,7 +211,7 @@ def make_folds(data: RunData, candidates: np.ndarray, *, folds: int = 5, seed: i
                  classes=sorted(per_class.index.tolist()), fold=fold, groups=g, k=folds, seed=seed, notes=notes)
 
 
-def check_request(dataset: Dataset, embedder: str = "builtin", model: str = "logistic", folds: int = 5,
+def check_request(dataset: Dataset, embedder: str = "auto", model: str = "logistic", folds: int = 5,
                   seed: int = 0) -> None:
     """Fail before any image is decoded when :func:`cross_validated_predictions` cannot run on ``dataset``:
     no label anywhere (the error names what is needed), an unknown ``model`` or ``embedder`` (or its model
@@ -242,10 +242,13 @@ def _estimator(model: str):
     return make_pipeline(StandardScaler(), LogisticRegression(C=LOGISTIC_C, max_iter=LOGISTIC_MAX_ITER))
 
 
-def cross_validated_predictions(data: RunData, embedder: str = "builtin", model: str = "logistic", folds: int = 5,
+def cross_validated_predictions(data: RunData, embedder: str = "auto", model: str = "logistic", folds: int = 5,
                                 seed: int = 0) -> Predictions:
     """Out-of-fold class probabilities of a classifier on ``embedder``'s image embeddings.
 
+    ``embedder="auto"`` is ``pretrained`` when installed, else ``builtin`` with a warning in the
+    Predictions' ``warnings`` (:func:`~visionaudit.features.embedders.resolve_embedder`); ``embedder``
+    of the Predictions names the one used.
     ``model="logistic"``: multinomial logistic regression on standardised embeddings. Folds come from
     :func:`make_folds` (seeded, stratified, groups and duplicate clusters kept together). Rows are in
     dataset order; unlabelled samples, images that did not decode and classes too small to
@@ -256,9 +259,10 @@ def cross_validated_predictions(data: RunData, embedder: str = "builtin", model:
     >>> preds.source, preds.classes, preds.probs.shape
     ('5-fold cross-validated logistic regression on builtin embeddings', ['beach', 'city', 'forest'], (218, 3))
     """
-    from ..features.embedders import embeddings
+    from ..features.embedders import embeddings, resolve_embedder
 
     dataset = data.dataset
+    embedder, warning = resolve_embedder(embedder)
     check_request(dataset, embedder, model, folds, seed)
     emb = embeddings(data, embedder)
     samples = dataset.samples
@@ -282,4 +286,4 @@ def cross_validated_predictions(data: RunData, embedder: str = "builtin", model:
                      "did not decode), so no prediction")
     source = f"{folds}-fold cross-validated logistic regression on {embedder} embeddings"
     return Predictions(classes=plan.classes, probs=probs, sample_ids=ids.tolist(), source=source,
-                       notes=notes + plan.notes)
+                       notes=notes + plan.notes, embedder=embedder, warnings=[warning] if warning else [])

@@ -46,6 +46,10 @@ class Predictions:
     sample_ids: list[str]
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    #: The embedder cross-validation used (None for a file or a model), and what a user must hear
+    #: about how the predictions were made (e.g. that ``auto`` fell back to ``builtin``).
+    embedder: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.probs.shape != (len(self.sample_ids), len(self.classes)):

