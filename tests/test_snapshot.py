@@ -23,6 +23,11 @@ CHANGED: dict[str, str] = {
                                 "levels but are not blank"),
     "quality.overexposed": ("on a plain white background the object's own darkest pixels are judged (issue 9, "
                             "section 4)"),
+    "labels.label_issues": ("judged by its model (issue 9, section 1): a warning only when the model's accuracy CI is "
+                            "above the best baseline's and at least min_accuracy, else an info 'ranking only' finding "
+                            "of the surest candidates; on the example data image properties alone predict the class "
+                            "(its classes differ in colour) better than either model, so both evaluate cases are "
+                            "ranking only now, and the message and evidence name the model's accuracy and baselines"),
 }
 #: check id -> evidence keys added since the snapshot (compared with everything else left out), with the reason.
 ADDED_EVIDENCE: dict[str, tuple[set[str], str]] = {
@@ -34,6 +39,8 @@ CHANGED_SCORES: dict[str, str] = {
     "blurry": "scored from edge_sharpness instead of sharpness (issue 8, blur gap)",
     "low_information": "entropy outliers with structure score at least as their structure does (issue 9, section 4)",
     "overexposed": "objects on a plain white background scored by their own darkest pixels (issue 9, section 4)",
+    "label_issues": "a model that does not beat the baselines flags nothing on its own word (issue 9, section 1); the "
+                    "scores are unchanged",
 }
 
 
