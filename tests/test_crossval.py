@@ -234,3 +234,39 @@ def test_no_labels_is_a_clear_error_before_any_decode(tmp_path):
     run = CliRunner().invoke(app, ["evaluate", str(root), "--cache-dir", str(tmp_path / "cache"), "-o",
                                    str(tmp_path / "out")])
     assert run.exit_code == 2 and "no sample has a label" in run.output
+
+
+def test_the_run_names_the_embedding_and_cross_validation_stages_and_their_times(flipped):
+    """The summary says where the time went (issue 9 §1): not 'decoded 0 images ... in 423 s' with the
+    embedding and the folds put on decoding, but each stage with its own time."""
+    from visionaudit.report.format import run_time
+
+    run = flipped["result"].run_info
+    stages = run["stage_seconds"]
+    assert [k for k in stages if k != "predictions"] == ["load", "decode", "embedding", "cross-validation", "checks",
+                                                         "stats"]
+    assert stages["cross-validation"] > 0 and stages["embedding"] > 0
+    assert run["predictions"]["stage_seconds"] == {k: stages[k] for k in ("embedding", "cross-validation")}
+    assert run["seconds"] >= sum(stages.values()) - 0.01
+    took = run_time(run)
+    assert f"cross-validation {stages['cross-validation']:.1f} s" in took
+    assert took.index("decode") < took.index("cross-validation") < took.index("checks")
+
+
+def test_cross_validation_draws_a_bar_of_its_folds_when_asked(small, monkeypatch):
+    from visionaudit import engine
+
+    bars, real = [], engine.progress_bar
+
+    def recording(total, description, enabled):
+        bars.append((total, description, enabled))
+        return real(total, description, False)  # draws nothing under pytest either way
+
+    monkeypatch.setattr(engine, "progress_bar", recording)
+    quiet = cross_validated_predictions(small, "builtin", folds=5)
+    loud = Context(small.dataset, feature_options={**small.data.feature_options, "progress": True})
+    timings: dict[str, float] = {}
+    shown = cross_validated_predictions(loud, "builtin", folds=5, timings=timings)
+    assert bars == [(5, "cross-validating (5 folds)", False), (5, "cross-validating (5 folds)", True)]
+    np.testing.assert_array_equal(quiet.probs, shown.probs)
+    assert set(timings) == {"embedding", "cross-validation"} and all(v >= 0 for v in timings.values())

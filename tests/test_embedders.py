@@ -172,8 +172,14 @@ def test_auto_embedder_is_pretrained_when_installed_else_builtin_with_a_warning(
     assert run.exit_code == 0, run.output
     said = " ".join(run.output.split())
     assert "weak on photographs" in said and "pip install 'visionaudit[pretrained]'" in said
-    info = json.loads((out / "findings.json").read_text())["run"]["predictions"]
+    doc = json.loads((out / "findings.json").read_text())
+    info = doc["run"]["predictions"]
     assert (info["embedder"], info["requested_embedder"]) == ("builtin", "auto")
+    # the report says it too, on the label-issue finding: here a ranking only (builtin near chance on photos)
+    (labels,) = [f for f in doc["findings"] if f["check"] == "labels.label_issues"]
+    assert labels["severity"] == "info" and labels["message"].startswith("Ranking only: model accuracy ")
+    assert labels["message"].endswith(embedders.BUILTIN_WARNING)
+    assert labels["evidence"]["model"]["embedder"] == "builtin"
     assert info["warnings"] == [embedders.BUILTIN_WARNING]
     assert info["source"] == "3-fold cross-validated logistic regression on builtin embeddings"
     assert 0.0 <= info["out_of_fold_accuracy"] <= 1.0

@@ -126,11 +126,11 @@ def test_finding_evidence_and_candidates(noisy_mnist, judged):
     ev = finding.evidence
     assert (ev["judged"], ev["flagged"], ev["unlabelled"], ev["without_predictions"]) == (3000, 243, 0, 0)
     top = ev["pairs"][:3]
-    assert finding.message == ("243 of 3000 labelled samples with predictions look mislabelled (8.1%); most common "
-                               "given -> suggested label: " + ", ".join(
-                                   f"{p['given_label']} -> {p['suggested_label']} ({p['count']})" for p in top)
-                               + "; judged by preds.csv: accuracy 0.831 (95% CI 0.818-0.844), above the best baseline "
-                                 "(image_properties 0.304, CI up to 0.320)")
+    assert finding.message == ("243 of 3000 labelled samples with predictions look mislabelled (8.1%); model accuracy "
+                               "0.831 (95% CI 0.818-0.844), above the best baseline (image_properties 0.304, CI up to "
+                               "0.320); most common given -> suggested label: " + ", ".join(
+                                   f"{p['given_label']} -> {p['suggested_label']} ({p['count']})" for p in top))
+    assert ev["model"]["source"] == str(noisy_mnist["csv"]) and ev["model"]["embedder"] is None
     assert [p["count"] for p in top] == [9, 9, 7]
     position = {sid: i for i, sid in enumerate(noisy_mnist["ids"])}
     worst = ev["candidates"][0]
@@ -251,8 +251,9 @@ def test_relabelled_copies_join_the_list(relabelled_copies, tmp_path):
     ev = finding.evidence
     assert (ev["judged"], ev["flagged_by_model"], ev["joined_by_duplicates"], ev["flagged"]) == (2999, 243, 6, 249)
     assert ev["without_predictions"] == 7  # the copies in b and e, the three images of c, the two of d
-    assert finding.message.startswith("243 of 2999 labelled samples with predictions look mislabelled (8.1%); 6 more "
-                                      "are duplicates of differently labelled images (9 duplicate cluster(s)")
+    assert finding.message.startswith("243 of 2999 labelled samples with predictions look mislabelled (8.1%); model "
+                                      "accuracy ")
+    assert "); 6 more are duplicates of differently labelled images (9 duplicate cluster(s)" in finding.message
     # Case a: the copy has a prediction (its original's), cleanlab alone did not flag it.
     a = rows[copies["a"][0]]
     assert (a["given_label"], a["suggested_label"]) == ("7", "2")
@@ -360,7 +361,7 @@ def test_a_good_model_flags_planted_flips_as_a_warning(digit_runs):
     assert majority["baseline"] == "majority" and props["baseline"] == "image_properties"
     assert model["accuracy_low"] > max(majority["high"], props["high"]) and model["accuracy"] >= model["min_accuracy"]
     assert f"accuracy {model['accuracy']:.3f}" in finding.message
-    assert "5-fold cross-validated logistic regression on builtin embeddings" in finding.message
+    assert model["source"] == "5-fold cross-validated logistic regression on builtin embeddings"
     flagged = set(finding.samples)
     issues = issues_frame(ctx)
     assert set(issues.index[issues["is_label_issues"]]) == flagged

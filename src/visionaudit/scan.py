@@ -173,6 +173,14 @@ def run_suite(
     if other is not None:
         run_info["compare"] = {"path": other.source, "with_prediction": int(other.has.sum()),
                                "without_prediction": other.missing, "notes": list(other.notes)}
+    if made is not None and made.get("stage_seconds"):
+        # cross-validation: the predictions stage is the embedding and the folds, each named with its time
+        stages = run_info["stage_seconds"]
+        split = {k: float(v) for k, v in made["stage_seconds"].items()}
+        rest = round(max(0.0, stages.pop("predictions") - sum(split.values())), 3)
+        run_info["stage_seconds"] = {**{k: v for k, v in stages.items() if k in ("load", "decode")}, **split,
+                                     **({"predictions": rest} if rest >= 0.05 else {}),
+                                     **{k: v for k, v in stages.items() if k not in ("load", "decode")}}
     if made is not None:
         info = run_info["predictions"]
         del info["path"]

@@ -45,7 +45,6 @@ there ``duplicates.conflicting_labels`` reports the clusters).
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -276,22 +275,21 @@ class LabelIssues(Check):
             parts.append(f"{len(joined)} {more}are duplicates of differently labelled images "
                          f"({len(groups)} duplicate cluster(s) with conflicting labels)")
         if support is not None:
-            source = support["source"] if preds.embedder else os.path.basename(str(support["source"]))
-            model = (f"{source or 'the model'}: accuracy {support['accuracy']:.3f} ({level} CI "
-                     f"{support['accuracy_low']:.3f}-{support['accuracy_high']:.3f})")
+            # The model (embedder or file) is named in the run's predictions line and in evidence.model; the
+            # message leads with the verdict and the numbers behind it, so a terminal's cut keeps them.
+            accuracy = (f"model accuracy {support['accuracy']:.3f} ({level} CI {support['accuracy_low']:.3f}-"
+                        f"{support['accuracy_high']:.3f})")
             if ranking_only:
-                parts.insert(0, f"Ranking only: {model} and {support['reason']}, so its disagreements with the labels "
+                parts.insert(0, f"Ranking only: {accuracy}, {support['reason']}, so its disagreements with the labels "
                                 f"are mostly its own errors and flag nothing; the {shown} surest of its {n_ranked} "
-                                f"candidates among {n_judged} judged samples are listed, every judged sample's score is in "
-                                "the scores table (label_issues)")
+                                f"candidates among {n_judged} judged samples are listed, every judged sample's score is "
+                                "in the scores table (label_issues)")
             elif n_model:
+                best = next(b for b in support["baselines"] if b["baseline"] == support["best_baseline"])
                 parts.insert(0, f"{n_model} of {n_judged} labelled samples with predictions look mislabelled "
-                                f"({n_model / n_judged:.1%})")
+                                f"({n_model / n_judged:.1%}); {accuracy}, above the best baseline ({best['baseline']} "
+                                f"{best['accuracy']:.3f}, CI up to {best['high']:.3f})")
         message = "; ".join(parts) + f"; most common given -> suggested label: {common}"
-        if support is not None and not ranking_only:
-            best = next(b for b in support["baselines"] if b["baseline"] == support["best_baseline"])
-            message += (f"; judged by {model}, above the best baseline ({best['baseline']} {best['accuracy']:.3f}, "
-                        f"CI up to {best['high']:.3f})")
         message += "".join(f"; {w}" for w in preds.warnings)
         evidence = {
             "judged": n_judged,

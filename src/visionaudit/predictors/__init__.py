@@ -80,8 +80,9 @@ class PredictionPlan:
         if self.cross_validate is not None:
             request = {k: v for k, v in self.cross_validate.items() if k != "requested_embedder"}
             requested = self.cross_validate.get("requested_embedder", request.get("embedder", "auto"))
-            preds = cross_validated_predictions(data, **{**request, "embedder": requested})
-            return preds, {"method": "cross-validation", "source": preds.source, **request,
+            timings: dict[str, float] = {}
+            preds = cross_validated_predictions(data, **{**request, "embedder": requested}, timings=timings)
+            return preds, {"method": "cross-validation", "source": preds.source, **request, "stage_seconds": timings,
                            "embedder": preds.embedder, "requested_embedder": requested,
                            "out_of_fold_accuracy": out_of_fold_accuracy(preds, data.dataset.samples["label"]),
                            "warnings": list(preds.warnings), "seconds": round(time.perf_counter() - t0, 3)}

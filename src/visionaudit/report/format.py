@@ -112,7 +112,7 @@ def cut_start(text: str, limit: int) -> str:
 
 
 #: Stages of a run in the order they run (``run_info["stage_seconds"]``); shorter ones are not named.
-STAGES = ("load", "decode", "predictions", "checks", "stats")
+STAGES = ("load", "decode", "embedding", "cross-validation", "predictions", "checks", "stats")
 _SHORTEST_STAGE = 0.05
 
 
