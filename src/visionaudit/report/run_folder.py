@@ -89,7 +89,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Result, dict[str, bytes]]:
 
     >>> saved, thumbnails = load_run("visionaudit-report")     # what save_run(result, ...) wrote
     >>> saved == result, len(thumbnails), saved.thumbnails is thumbnails   # the thumbnails its report shows
-    (True, 81, True)
+    (True, 76, True)
     >>> saved.issues["label_issues_score"].nsmallest(2)
     sample_id
     train/beach/beach_0022.jpg    0.0082
