@@ -261,8 +261,8 @@ class Overexposed(PropertyCheck):
     # apart from a snow field or an overcast sky by any whole-image statistic and is not flagged
     # (benchmarks/quality_real.py prints both rates).
     defaults = {"absolute": 0.7, "floor": 0.55, "z": 4.0, "min_images": 20}
-    message = ("{n} image(s) are overexposed: even their darkest 5% of pixels average above {cutoff:.0%} grey "
-               "(dataset median {median:.0%}; on a plain white background, the object's own darkest pixels).")
+    message = ("{n} image(s) are overexposed: even their darkest 5% of pixels (an object's own, on a plain white "
+               "background) average above {cutoff:.0%} grey (dataset median {median:.0%}).")
     why = ("Overexposure clips highlights to white and lifts every shadow: shapes and texture are gone where a "
            "model needs them. Judging by the darkest pixels, and by the object's own pixels where the image is "
            "an object on a plain white background, keeps product shots, documents and sketches from being "
