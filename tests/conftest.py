@@ -54,6 +54,20 @@ def coco128_yolo_config(base: Path) -> Path:
     return root / "object_detection" / "config.yaml"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_cache(tmp_path_factory):
+    """Every test, and every CLI process a test starts, caches features, model outputs and compiled
+    templates in a temporary folder, never in the user's ~/.cache/visionaudit (issue 9, section 6):
+    a test that passes no cache folder gets ``$VISIONAUDIT_CACHE``."""
+    before = os.environ.get("VISIONAUDIT_CACHE")
+    os.environ["VISIONAUDIT_CACHE"] = str(tmp_path_factory.mktemp("visionaudit-cache"))
+    yield
+    if before is None:
+        os.environ.pop("VISIONAUDIT_CACHE", None)
+    else:
+        os.environ["VISIONAUDIT_CACHE"] = before
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"

@@ -157,3 +157,14 @@ def test_without_cache_nothing_is_written(photos, tmp_path, monkeypatch):
     run = compute_features([str(p) for p in photos[:5]], use_cache=False, workers=1)
     assert (run.decoded, run.from_cache, run.cache_dir) == (5, 0, None)
     assert not (tmp_path / "default-cache").exists()
+
+
+def test_tests_never_use_the_users_cache():
+    """conftest points $VISIONAUDIT_CACHE at a temporary folder for the whole session (issue 9, section 6):
+    features, model outputs and compiled templates of the tests never land in ~/.cache/visionaudit."""
+    from visionaudit.features.cache import default_cache_dir
+    from visionaudit.report.html import template_cache_dir
+
+    user = (Path.home() / ".cache" / "visionaudit").resolve()
+    for folder in (default_cache_dir(), template_cache_dir()):
+        assert user not in folder.resolve().parents and folder.resolve() != user
