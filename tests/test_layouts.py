@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import SHARED, coco_images
+from conftest import SHARED, coco128_yolo_config, coco_images
 from PIL import Image
 from scipy.special import softmax
 from typer.testing import CliRunner
@@ -281,3 +281,23 @@ def test_rows_past_the_first_2000_off_by_rounding_are_judged_by_the_file_s_decim
     with pytest.raises(SourceError) as err:
         read_predictions(path, ds, from_logits=False)
     assert str(err.value).startswith(f"{path}, line 2302: probabilities sum to 0.98, not 1, by more than rounding to 2")
+
+
+def test_a_folder_holding_a_yolo_data_yaml_loads_as_yolo(tmp_path: Path):
+    """A YOLO export scanned as a folder (Roboflow's and Ultralytics' layout: data.yaml at the top) reads
+    its labels: COCO128's object-detection folder, whose only yaml is config.yaml, gives the same
+    samples and objects as the yaml itself, and a data.yaml beside another yaml is still found."""
+    config = coco128_yolo_config(tmp_path)
+    from visionaudit.dataset.yolo import read_yolo, yolo_layout
+
+    folder = load_dataset(config.parent)
+    direct = read_yolo(config)
+    assert folder.task.value == "detection" and len(folder.samples) == 256 and len(folder.objects) == 1827
+    pd.testing.assert_frame_equal(folder.objects, direct.objects)
+    assert list(folder.samples.index) == list(direct.samples.index)
+    assert yolo_layout(tmp_path) is None                       # no yaml at all: a plain folder
+    other = tmp_path / "export"
+    other.mkdir()
+    (other / "data.yaml").write_text("train: images\nnames: [a]\n")
+    (other / "hyp.yaml").write_text("lr0: 0.01\n")
+    assert yolo_layout(other) == other / "data.yaml"

@@ -22,7 +22,8 @@ def load_dataset(
 
     - a directory: COCO as COCO ships it when it has ``annotations/instances_*.json`` (every file, one
       split each, with ``train2017/``, ``val2017/``... beside ``annotations/``:
-      :func:`coco.read_coco_folder`), Pascal VOC when it has ``Annotations/`` and ``JPEGImages/`` or
+      :func:`coco.read_coco_folder`), YOLO when it holds a ``data.yaml`` (:func:`yolo.yolo_layout`),
+      Pascal VOC when it has ``Annotations/`` and ``JPEGImages/`` or
       ``.xml`` files beside images of the same name (:func:`voc.voc_layout`), else an
       ImageFolder-style tree (optional split folders: ``train``, ``val2017``, ``images/train``...)
     - a list of ``(COCO json, image folder or None)`` pairs: one split each, read as one dataset
@@ -55,6 +56,10 @@ def load_dataset(
         from .coco import coco_layout, read_coco_folder
         if coco_layout(path):
             return read_coco_folder(path)
+        from .yolo import read_yolo, yolo_layout
+        data_yaml = yolo_layout(path)
+        if data_yaml is not None:
+            return read_yolo(data_yaml)
         from .voc import read_voc, voc_layout
         return read_voc(path) if voc_layout(path) else read_folder(path)
     suffix = path.suffix.lower()

@@ -199,6 +199,30 @@ def _to_pixels(shape: str, coords: list[float], width: int, height: int) -> tupl
     return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), [flat]
 
 
+def yolo_layout(folder: str | os.PathLike) -> Path | None:
+    """The data.yaml of a YOLO dataset folder (as Ultralytics and Roboflow export it): ``data.yaml``
+    (or ``data.yml``) at its top, else its only top-level ``.yaml`` that names classes (``names``) and
+    at least one of ``train``/``val``/``test``; None for any other folder.
+
+    >>> yolo_layout("yolo/").name, yolo_layout("data/")
+    ('data.yaml', None)
+    """
+    top = Path(folder)
+    for name in ("data.yaml", "data.yml"):
+        if (top / name).is_file():
+            return top / name
+    candidates = [p for p in top.iterdir() if p.is_file() and p.suffix.lower() in (".yaml", ".yml")]
+    if len(candidates) != 1:
+        return None
+    try:
+        config = yaml.safe_load(candidates[0].read_text(encoding="utf-8", errors="replace"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if isinstance(config, dict) and "names" in config and any(config.get(k) for k in SPLIT_KEYS):
+        return candidates[0]
+    return None
+
+
 def read_yolo(path: str | os.PathLike) -> Dataset:
     """Read a YOLO dataset from its data.yaml.
 
