@@ -174,14 +174,21 @@ class PropertyCheck(Check):
                               absolute=p.get("absolute"), floor=p.get("floor"), z=float(p["z"]),
                               min_scale=self.min_scale, min_images=int(p["min_images"]))
 
+    def judged_values(self, ctx: Context, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The values each image is judged by against the dataset's cut-off (made from ``values``, the
+        ``column`` of the judged samples ``mask``): ``values`` itself unless a check knows better for
+        some images."""
+        return values
+
     def evaluate(self, ctx: Context) -> tuple[pd.Series, pd.Series, Cutoff, np.ndarray]:
         """Scores and flags of the judged samples, the cut-off, and the judged values."""
         mask = self.judged(ctx).to_numpy()
         values = ctx.numeric(self.column)[mask]
         cut = self.cutoff(values)
         ids = ctx.sample_ids[mask]
-        scores = pd.Series(cutoff_scores(values, cut, self.transform), index=ids)
-        return scores, pd.Series(cut.flags(values), index=ids), cut, values
+        judged = self.judged_values(ctx, mask, values)
+        scores = pd.Series(cutoff_scores(judged, cut, self.transform), index=ids)
+        return scores, pd.Series(cut.flags(judged), index=ids), cut, values
 
     def evidence(self, cut: Cutoff, values: np.ndarray) -> dict[str, Any]:
         return {"property": self.column, "cutoff": round(cut.value, 6), "direction": cut.direction,
@@ -269,26 +276,11 @@ class Overexposed(PropertyCheck):
            "called overexposed.")
     fix = "Drop or re-capture the images, or fix exposure at the source; check for a wrong gamma or brightness step in the pipeline."
 
-    def run(self, ctx: Context) -> CheckOutput:
-        output = self.output()
-        mask = self.judged(ctx).to_numpy()
-        ids = ctx.sample_ids[mask]
-        shadows = ctx.numeric(self.column)[mask]
-        cut = self.cutoff(shadows)
+    def judged_values(self, ctx: Context, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
         # On a plain bright background (its border flat and above 90% grey), the object's own darkest tones.
         own = ((ctx.numeric("background_share")[mask] >= 0.5) & (ctx.numeric("background_level")[mask] >= 0.9)
                & np.isfinite(ctx.numeric("foreground_shadows")[mask]))
-        judged = np.where(own, ctx.numeric("foreground_shadows")[mask], shadows)
-        scores = pd.Series(cutoff_scores(judged, cut, self.transform), index=ids)
-        flags = pd.Series(cut.flags(judged), index=ids)
-        output.score(self.issue, scores, flags)
-        hit = list(ids[flags.to_numpy()])
-        if not hit:
-            return output
-        return output.add(self.finding(issue=self.issue, samples=hit, scores=scores,
-                                       message=self.message.format(n=len(hit), cutoff=cut.value,
-                                                                   median=float(np.median(shadows))),
-                                       evidence=self.evidence(cut, shadows)))
+        return np.where(own, ctx.numeric("foreground_shadows")[mask], values)
 
 
 class LowContrast(PropertyCheck):

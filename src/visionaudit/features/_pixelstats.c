@@ -52,6 +52,16 @@ static int searchsorted(const double *cdf, double v)
     return i;
 }
 
+/* Mean level (0..1) of the darkest 5% of the pixels counted in a histogram whose cumulative counts are
+ * cdf and cumulative level sums level_sums: histogram_stats' shadows. */
+static double dark_tail(const double *cdf, const double *level_sums)
+{
+    double tail = 0.05 * cdf[255];
+    int k = searchsorted(cdf, tail);
+    double below_k0 = k > 0 ? cdf[k - 1] : 0.0, below_k1 = k > 0 ? level_sums[k - 1] : 0.0;
+    return (below_k1 + (tail - below_k0) * k) / (tail * 255.0);
+}
+
 /* properties.histogram_stats: out[0..8] = brightness, contrast, dynamic_range, dark_fraction,
  * bright_fraction, entropy, shadows, highlights, relative_contrast. */
 static void histogram_stats(const uint64_t *counts, double *out)
@@ -77,9 +87,8 @@ static void histogram_stats(const uint64_t *counts, double *out)
     double var = (double)sq / n - mean * mean;              /* h @ _LEVELS_SQ: an exact integer sum */
     double tail = 0.05 * n;
     int p01 = searchsorted(cdf, 0.01 * n), p99 = searchsorted(cdf, 0.99 * n);
-    int k = searchsorted(cdf, tail), j = searchsorted(cdf, n - tail);
-    double below_k0 = k > 0 ? cdf[k - 1] : 0.0, below_k1 = k > 0 ? level_sums[k - 1] : 0.0;
-    double shadows = (below_k1 + (tail - below_k0) * k) / (tail * 255.0);
+    int j = searchsorted(cdf, n - tail);
+    double shadows = dark_tail(cdf, level_sums);
     double highlights = ((total - level_sums[j]) + (tail - (n - cdf[j])) * j) / (tail * 255.0);
     /* entropy: log2(n) - (nz @ log2(nz)) / n over the non-empty levels */
     double plogp = 0.0;
@@ -249,16 +258,6 @@ MULTIVERSION static int colour_stats(const uint8_t *rgb, Py_ssize_t h, Py_ssize_
     }
     free(buf);
     return 0;
-}
-
-/* Mean level (0..1) of the darkest 5% of the pixels counted in a histogram whose cumulative counts are
- * cdf and cumulative level sums level_sums: histogram_stats' shadows. */
-static double dark_tail(const double *cdf, const double *level_sums)
-{
-    double tail = 0.05 * cdf[255];
-    int k = searchsorted(cdf, tail);
-    double below_k0 = k > 0 ? cdf[k - 1] : 0.0, below_k1 = k > 0 ? level_sums[k - 1] : 0.0;
-    return (below_k1 + (tail - below_k0) * k) / (tail * 255.0);
 }
 
 /* properties.background_stats: out[0] = background_share, out[1] = background_level, out[2] =

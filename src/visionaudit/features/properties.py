@@ -112,19 +112,13 @@ def background_stats(gray: np.ndarray, counts: np.ndarray, shadows: float) -> di
     share = float(bc[lo:hi + 1].sum()) / len(border)
     out = {"background_share": share, "background_level": level / 255.0, "foreground_shadows": shadows}
     if share >= 0.5:
-        fg = np.asarray(counts[:256], dtype=np.int64).copy()
-        total = int(fg.sum())
-        fg[lo:hi + 1] = 0
-        count = int(fg.sum())
-        if count > 0 and count >= 0.01 * total:
-            cdf = np.cumsum(fg).astype(np.float64)
-            level_sums = np.cumsum(fg * np.arange(256)).astype(np.float64)
-            tail = 0.05 * float(cdf[-1])
-            k = int(np.searchsorted(cdf, tail))
-            below = (float(cdf[k - 1]), float(level_sums[k - 1])) if k > 0 else (0.0, 0.0)
-            out["foreground_shadows"] = float((below[1] + (tail - below[0]) * k) / (tail * 255.0))
-        else:
-            out["foreground_shadows"] = math.nan
+        foreground = np.asarray(counts[:256], dtype=np.int64).copy()
+        total = int(foreground.sum())
+        foreground[lo:hi + 1] = 0
+        count = int(foreground.sum())
+        # the shadows of the histogram without the background band
+        out["foreground_shadows"] = (histogram_stats(foreground)["shadows"] if count > 0 and count >= 0.01 * total
+                                     else math.nan)
     return out
 
 
